@@ -1,0 +1,26 @@
+"""recbole-selfattn: AttRec, MTAW and MIND as RecBole sequential recommenders.
+
+Importing the package applies the compatibility fixes of
+:mod:`recbole_selfattn.compat` (RecBole 1.2.1 on numpy 2 / torch >= 2.6).
+Models are imported on first use: ``from recbole_selfattn import AttRec``.
+"""
+
+from recbole_selfattn import compat
+
+compat.apply()
+
+from recbole_selfattn.config import Config  # noqa: E402
+from recbole_selfattn.utils import PLUGIN_MODELS, get_model, get_trainer  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["Config", "get_model", "get_trainer", "run", *PLUGIN_MODELS]
+
+
+def __getattr__(name):
+    if name in PLUGIN_MODELS:
+        return get_model(name)
+    if name == "run":
+        from recbole_selfattn.quick_start import run
+
+        return run
+    raise AttributeError(f"module 'recbole_selfattn' has no attribute '{name}'")

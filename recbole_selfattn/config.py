@@ -1,0 +1,164 @@
+"""RecBole's ``Config`` with the plugin's property files layered in.
+
+Precedence, lowest to highest (the same order RecBole uses for its own files):
+
+1. RecBole's defaults (``recbole/properties/overall.yaml``, and for
+   sequential models RecBole's quick-start ``sequential.yaml``);
+2. the plugin's shared protocol, ``properties/overall.yaml`` (sequential models);
+3. the model's property file: RecBole's ``properties/model/<Model>.yaml`` for a
+   built-in, the plugin's ``properties/model/<Model>.yaml`` for a plugin model;
+4. the dataset's property file (RecBole's, then the plugin's
+   ``properties/dataset/<dataset>.yaml``);
+5. ``config_file_list`` (later files win), then ``config_dict``, then
+   ``--key=value`` on the command line.
+
+RecBole's own ``Config`` skips the plugin's model file when it is handed a
+plugin class (its keys come back ``None``); this subclass does not.
+"""
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import recbole
+import yaml
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+
+from recbole_selfattn.errors import ConfigError, UsageError
+from recbole_selfattn.utils import get_model
+
+
+def properties_dir():
+    """The plugin's ``properties/`` folder: inside the package in a wheel,
+    beside it in a source checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "properties", package.parent / "properties"):
+        if (candidate / "overall.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"recbole-selfattn's properties/ folder is missing near {package}")
+
+
+class Config(RecBoleConfig):
+    """RecBole ``Config`` that knows the plugin's models and property files.
+
+    Args:
+        model (str or class): model name or class (plugin or RecBole built-in).
+        dataset (str): dataset name.
+        config_file_list (list of str): YAML files, later ones win.
+        config_dict (dict): parameters, above the files.
+        cmd_args (list of str): ``--key=value`` overrides, above everything;
+            ``None`` reads ``sys.argv[1:]`` as RecBole does.
+    """
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
+        self._cmd_args = sys.argv[1:] if cmd_args is None else list(cmd_args)
+        for file in config_file_list or []:
+            if not os.path.isfile(file):
+                raise ConfigError(
+                    f"Config file '{file}' does not exist. Check the path given to "
+                    "--config_files (paths are relative to the current directory)."
+                )
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except UsageError:
+            raise
+        except yaml.YAMLError as e:
+            raise ConfigError(f"A config file is not valid YAML: {e}. Fix the file and run again.") from e
+        except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, AssertionError) as e:
+            raise ConfigError(
+                f"Invalid configuration: {e}. Fix that value in your config file, config dict "
+                "or --key=value option; RecBole's documentation lists each key's meaning."
+            ) from e
+        self._check_common_values()
+
+    def _load_cmd_line(self):
+        cmd_config_dict = {}
+        for arg in self._cmd_args:
+            if not arg.startswith("--") or "=" not in arg:
+                continue
+            key, value = arg[2:].split("=", 1)
+            if key in cmd_config_dict and cmd_config_dict[key] != value:
+                raise ConfigError(f"--{key} is given twice with different values; keep one.")
+            cmd_config_dict[key] = value
+        return self._convert_config_dict(cmd_config_dict)
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise ConfigError("No model given: pass --model=NAME (e.g. --model=AttRec).")
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise ConfigError("No dataset given: pass --dataset=NAME (e.g. --dataset=ml-100k).")
+        if isinstance(model, str):
+            return model, get_model(model), dataset
+        return model.__name__, model, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
+        plugin = properties_dir()
+        layers = [
+            recbole_properties / "model" / f"{model}.yaml",
+            plugin / "model" / f"{model}.yaml",
+            recbole_properties / "dataset" / f"{dataset}.yaml",
+            plugin / "dataset" / f"{dataset}.yaml",
+        ]
+        if model_class.type == ModelType.SEQUENTIAL:
+            layers.insert(0, plugin / "overall.yaml")
+        for file in layers:
+            if file.is_file():
+                config_dict = self._update_internal_config_dict(str(file)) or {}
+                if file.parent.name == "dataset":
+                    self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        # RecBole always points ml-100k at its bundled copy; honour a data_path
+        # the user set explicitly when it holds the dataset.
+        user_path = self.external_config_dict.get("data_path")
+        if self.dataset == "ml-100k" and user_path:
+            candidate = os.path.join(user_path, self.dataset)
+            if os.path.isfile(os.path.join(candidate, f"{self.dataset}.inter")):
+                self.final_config_dict["data_path"] = candidate
+
+    def _check_common_values(self):
+        checks = {
+            "epochs": (int, lambda v: v >= 0, "an integer >= 0"),
+            "train_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+            "eval_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+            "learning_rate": ((int, float), lambda v: v > 0 and math.isfinite(v), "a number > 0"),
+            "stopping_step": (int, lambda v: v >= 1, "an integer >= 1"),
+            "MAX_ITEM_LIST_LENGTH": (int, lambda v: v >= 1, "an integer >= 1"),
+            "embedding_size": (int, lambda v: v >= 1, "an integer >= 1"),
+        }
+        for key, (types, ok, expected) in checks.items():
+            if key in self.final_config_dict and self.final_config_dict[key] is not None:
+                require(self, key, lambda v, t=types, f=ok: isinstance(v, t) and not isinstance(v, bool) and f(v), expected)
+        valid_metric = self.final_config_dict["valid_metric"]
+        known = {f"{m}@{k}".lower() for m in self.final_config_dict["metrics"] for k in self.final_config_dict["topk"]}
+        if valid_metric.lower() not in known:
+            raise ConfigError(
+                f"valid_metric '{valid_metric}' is not among the computed metrics "
+                f"({', '.join(f'{m}@{k}' for m in self.final_config_dict['metrics'] for k in self.final_config_dict['topk'])}). "
+                "Set --valid_metric to one of them, or add its metric/topk."
+            )
+
+
+def require(config, key, ok, expected):
+    """Raise :class:`ConfigError` naming ``key`` unless ``ok(config[key])``.
+
+    Models call this in ``__init__`` for their own hyper-parameters."""
+    value = config[key]
+    try:
+        valid = bool(ok(value))
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"Config value {key}={value!r} is invalid: {key} must be {expected}. "
+            f"Set it in the model's YAML, a --config_files file, or with --{key}=VALUE."
+        )

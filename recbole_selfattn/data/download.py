@@ -1,0 +1,60 @@
+"""Getting a dataset that is not on disk yet, without RecBole's pitfalls.
+
+RecBole's ``Dataset._download`` asks for confirmation on stdin (which hangs or
+fails without a terminal) and then calls ``torch.distributed.barrier()`` with
+no process group, so a first download always crashes (RecBole issue #1989).
+:func:`ensure_dataset` downloads before RecBole looks, and turns every failure
+into one clear :class:`~recbole_selfattn.errors.DatasetError`.
+"""
+
+import os
+from logging import getLogger
+
+import yaml
+from recbole.utils.url import download_url, extract_zip, makedirs, rename_atomic_files
+
+from recbole_selfattn.data.atomic import inter_file
+from recbole_selfattn.errors import DatasetError
+
+
+def recbole_dataset_urls():
+    import recbole
+
+    path = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", "url.yaml")
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _missing_message(config, extra):
+    name = config["dataset"]
+    hints = {
+        "ml-1m": " For MovieLens-1M offline, build it from the raw GroupLens files with "
+        "`python -m recbole_selfattn.data.convert ml-1m --raw DIR --out dataset/`.",
+    }
+    return (
+        f"Dataset '{name}' was not found: there is no {inter_file(config)}.{extra} "
+        f"Put RecBole atomic files `{name}.inter` (and optionally `.user`/`.item`) in "
+        f"{config['data_path']}, or point --data_path at the folder that holds `{name}/`."
+        f"{hints.get(name, '')} See dataset/README.md."
+    )
+
+
+def ensure_dataset(config):
+    """Make sure ``config``'s dataset is on disk, downloading it if RecBole
+    knows where from; raise :class:`DatasetError` otherwise."""
+    if os.path.isfile(inter_file(config)):
+        return
+    url = recbole_dataset_urls().get(config["dataset"].lower())
+    if url is None:
+        raise DatasetError(_missing_message(config, " It is not one of RecBole's downloadable datasets either."))
+    if config["local_rank"] != 0:
+        raise DatasetError(_missing_message(config, " Download it once with a single process first."))
+    getLogger().info(f"Downloading dataset [{config['dataset']}] from [{url}].")
+    try:
+        makedirs(config["data_path"])
+        path = download_url(url, config["data_path"])
+        extract_zip(path, config["data_path"])
+        os.unlink(path)
+        rename_atomic_files(config["data_path"], os.path.splitext(os.path.basename(path))[0], config["dataset"])
+    except OSError as e:
+        raise DatasetError(_missing_message(config, f" Downloading it from {url} failed ({e}); are you offline?")) from e

@@ -1,0 +1,78 @@
+"""The plugin's training pipeline (RecBole's ``run_recbole`` cannot build a
+plugin model: it calls RecBole's own ``get_model``).
+
+:func:`run` trains with early stopping on the validation set, evaluates the
+best checkpoint on the test set, and returns the metrics together with what
+benchmarks record (seconds per epoch, validation curve, parameter count).
+"""
+
+import time
+from logging import getLogger
+
+import torch
+from recbole.utils import init_logger, init_seed, set_color
+
+from recbole_selfattn.config import Config
+from recbole_selfattn.data import create_dataset, data_preparation
+from recbole_selfattn.utils import get_model, get_trainer
+
+
+def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, cmd_args=None):
+    """Train and test one model on one dataset.
+
+    Args:
+        model (str): plugin model (``AttRec``, ``MTAW``, ``MIND``) or RecBole built-in.
+        dataset (str): dataset name under ``data_path`` (``ml-100k`` is bundled).
+        config_file_list (list of str): YAML files, later ones win.
+        config_dict (dict): parameters above the files.
+        saved (bool): save the best checkpoint and test it (else test the last model).
+        cmd_args (list of str): ``--key=value`` overrides; ``None`` reads ``sys.argv``.
+
+    Returns:
+        dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
+        ``test_result``, ``epoch_seconds``, ``valid_curve``, ``best_epoch``,
+        ``num_params``, ``wall_seconds``, ``model_file``, ``config``.
+    """
+    start = time.perf_counter()
+    config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if config["checkpoint"]:
+        trainer.resume_checkpoint(config["checkpoint"])
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    curve = trainer.valid_curve
+    best_epoch = None
+    if curve:
+        pick = max if config["valid_metric_bigger"] else min
+        best_epoch = (curve.index(pick(curve)) + 1) * config["eval_step"]
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result or {}),
+        "epoch_seconds": list(trainer.epoch_seconds),
+        "valid_curve": list(curve),
+        "best_epoch": best_epoch,
+        "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "wall_seconds": time.perf_counter() - start,
+        "model_file": trainer.saved_model_file if saved else None,
+        "config": config,
+    }
