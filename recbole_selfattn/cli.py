@@ -79,10 +79,15 @@ def main(argv=None):
         model, dataset, files, overrides = parse_args(argv)
         from recbole_selfattn.quick_start import run
 
-        run(model, dataset, config_file_list=files or None, cmd_args=overrides)
+        result = run(model, dataset, config_file_list=files or None, cmd_args=overrides)
     except (UsageError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from recbole.utils import dict2str
+
+    print(f"{result['config']['model']} on {result['config']['dataset']}")
+    print(f"best valid : {dict2str(result['best_valid_result'])}")
+    print(f"test result: {dict2str(result['test_result'])}")
     return 0
 
 

@@ -55,6 +55,7 @@ def tiny_config(data_path, **overrides):
         "reproducibility": True,
         "seed": 2020,
         "log_wandb": False,
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
     }
     config.update(overrides)
     return config
