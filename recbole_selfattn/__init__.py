@@ -13,7 +13,7 @@ from recbole_selfattn.config import Config  # noqa: E402
 from recbole_selfattn.utils import PLUGIN_MODELS, get_model, get_trainer  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Config", "get_model", "get_trainer", "run", *PLUGIN_MODELS]
+__all__ = ["Config", "get_model", "get_trainer", "run", "recommend", "Recommender", *PLUGIN_MODELS]
 
 
 def __getattr__(name):
@@ -23,4 +23,8 @@ def __getattr__(name):
         from recbole_selfattn.quick_start import run
 
         return run
+    if name in ("recommend", "Recommender"):
+        from recbole_selfattn import recommender
+
+        return getattr(recommender, name)
     raise AttributeError(f"module 'recbole_selfattn' has no attribute '{name}'")

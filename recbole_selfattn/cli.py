@@ -5,7 +5,9 @@ exactly as in RecBole's ``run_recbole.py``. ``run.py`` and the
 ``recbole-selfattn`` console script both call :func:`main`.
 """
 
+import os
 import sys
+import warnings
 
 from recbole_selfattn.errors import NonFiniteLossError, UsageError
 
@@ -72,6 +74,11 @@ def parse_args(argv):
 def main(argv=None):
     """Entry point; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # RecBole 1.2.1 triggers pandas/torch deprecation warnings on every run;
+    # they are noise to a user (spawned DDP processes inherit the setting).
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0

@@ -21,7 +21,7 @@ RecBole code runs. Each fix is small, idempotent and has a test in
 
 Handled by a pin instead (``pyproject.toml``): pandas 3, where ``fillna`` no
 longer works in place and RecBole silently keeps NaN. Distributed training on
-CPU is patched in :mod:`recbole_selfattn.distributed`.
+CPU (gloo) is :mod:`recbole_selfattn.distributed`, applied here too.
 """
 
 import types
@@ -67,5 +67,8 @@ def _trust_trainer_checkpoints():
 
 
 def apply():
+    from recbole_selfattn import distributed
+
     _restore_numpy_aliases()
     _trust_trainer_checkpoints()
+    distributed.apply()

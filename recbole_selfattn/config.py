@@ -26,6 +26,7 @@ import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_selfattn import distributed
 from recbole_selfattn.errors import ConfigError, UsageError
 from recbole_selfattn.utils import get_model
 
@@ -124,6 +125,14 @@ class Config(RecBoleConfig):
             candidate = os.path.join(user_path, self.dataset)
             if os.path.isfile(os.path.join(candidate, f"{self.dataset}.inter")):
                 self.final_config_dict["data_path"] = candidate
+
+    def _init_device(self):
+        """RecBole's device set-up, plus distributed training on CPU (gloo)."""
+        if "local_rank" in self.final_config_dict and not distributed.uses_cuda(self.final_config_dict):
+            self.final_config_dict["gpu_id"] = str(self.final_config_dict["gpu_id"])
+            distributed.init_process_group(self.final_config_dict)
+        else:
+            super()._init_device()
 
     def _check_common_values(self):
         checks = {

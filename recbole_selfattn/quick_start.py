@@ -9,11 +9,13 @@ benchmarks record (seconds per epoch, validation curve, parameter count).
 import time
 from logging import getLogger
 
-import torch
 from recbole.utils import init_logger, init_seed, set_color
 
+from recbole_selfattn import distributed
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
+from recbole_selfattn.data.atomic import check_dataset_files
+from recbole_selfattn.data.download import ensure_dataset
 from recbole_selfattn.utils import get_model, get_trainer
 
 
@@ -28,13 +30,27 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         saved (bool): save the best checkpoint and test it (else test the last model).
         cmd_args (list of str): ``--key=value`` overrides; ``None`` reads ``sys.argv``.
 
+    With ``nproc > 1`` (or ``world_size > 1``) the run is distributed
+    data-parallel (:mod:`recbole_selfattn.distributed`) and rank 0's result
+    is returned (``config`` is then a plain dict).
+
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
         ``test_result``, ``epoch_seconds``, ``valid_curve``, ``best_epoch``,
         ``num_params``, ``wall_seconds``, ``model_file``, ``config``.
     """
-    start = time.perf_counter()
     config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
+    if (config["nproc"] or 1) > 1 or (config["world_size"] or -1) > 1:
+        ensure_dataset(config)  # download once, before the processes start
+        check_dataset_files(config)
+        return distributed.spawn(_run_single, model, dataset, config_file_list, config_dict, saved, cmd_args, config)
+    return _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, config)
+
+
+def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, config=None):
+    start = time.perf_counter()
+    if config is None:
+        config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
