@@ -23,7 +23,8 @@ _FORMAT_HINT = (
 
 
 def check_atomic_file(path, separator="\t", required_fields=()):
-    """Validate the header and the row widths of one atomic file."""
+    """Validate the header, the row widths, and that ``required_fields`` are
+    never empty in one atomic file."""
     with open(path, encoding="utf-8", newline="") as f:
         header = f.readline().rstrip("\r\n")
         if not header:
@@ -44,6 +45,7 @@ def check_atomic_file(path, separator="\t", required_fields=()):
                 f"{', '.join(fields)}). Rename the column in the header, or set "
                 "USER_ID_FIELD / ITEM_ID_FIELD / TIME_FIELD to the names the file uses."
             )
+        required_columns = [(fields.index(field), field) for field in required_fields]
         rows = 0
         for line_no, row in enumerate(csv.reader(f, delimiter=separator, quoting=csv.QUOTE_NONE), start=2):
             if not row:
@@ -53,6 +55,9 @@ def check_atomic_file(path, separator="\t", required_fields=()):
                     f"Atomic file {path}, line {line_no}: {len(row)} values for "
                     f"{len(fields)} header columns. Fix or remove that line. {_FORMAT_HINT}"
                 )
+            for column, field in required_columns:
+                if not row[column].strip():
+                    raise DatasetError(f"Atomic file {path}, line {line_no}: empty {field}. Fix or remove that line.")
             rows += 1
         if rows == 0:
             raise DatasetError(f"Atomic file {path} has a header but no rows: add interactions to it.")

@@ -9,6 +9,7 @@ import importlib
 
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
+from recbole.utils import ModelType
 
 from recbole_selfattn.data.atomic import check_dataset_files
 from recbole_selfattn.data.download import ensure_dataset
@@ -26,13 +27,34 @@ def create_dataset(config):
     dataset_class = getattr(plugin_datasets, config["model"] + "Dataset", None)
     try:
         if dataset_class is None:
-            return recbole_create_dataset(config)
-        dataset = dataset_class(config)
-        if config["save_dataset"]:
-            dataset.save()
-        return dataset
+            dataset = recbole_create_dataset(config)
+        else:
+            dataset = dataset_class(config)
+            if config["save_dataset"]:
+                dataset.save()
     except (ValueError, KeyError) as e:
         raise DatasetError(
             f"RecBole could not build dataset '{config['dataset']}' from {config['data_path']}: {e}. "
             "Check that the atomic files' fields match load_col, USER_ID_FIELD, ITEM_ID_FIELD and TIME_FIELD."
         ) from e
+    check_trainable(config, dataset)
+    return dataset
+
+
+def check_trainable(config, dataset):
+    """Fail clearly when RecBole's filtering leaves no sequence to train on
+    (training would crash in the dataloader, or evaluate nothing and report
+    empty metrics)."""
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL or config["benchmark_filename"]:
+        return
+    split = config["eval_args"]["split"]
+    needed = 3 if split.get("LS") == "valid_and_test" else 2
+    counts = dataset.inter_feat[dataset.uid_field].value_counts()
+    if not (counts >= needed).any():
+        raise DatasetError(
+            f"Dataset '{config['dataset']}' has {len(dataset.inter_feat)} interactions after RecBole's filtering "
+            f"and no user has at least {needed} interactions, so the leave-one-out split leaves nothing to train "
+            "on. Add longer histories, or relax the filters (val_interval, user/item_inter_num_interval; "
+            "interactions whose item or user is missing from the .item/.user file are dropped unless "
+            "filter_inter_by_user_or_item is False)."
+        )
