@@ -13,7 +13,7 @@ from logging import getLogger
 import yaml
 from recbole.utils.url import download_url, extract_zip, makedirs, rename_atomic_files
 
-from recbole_selfattn.data.atomic import inter_file
+from recbole_selfattn.data.atomic import inter_files
 from recbole_selfattn.errors import DatasetError
 
 
@@ -25,14 +25,22 @@ def recbole_dataset_urls():
         return yaml.safe_load(f)
 
 
+SESSION_HINT = (
+    " Build the session benchmark files from the published pickles with "
+    "`python -m recbole_selfattn.data.convert session --name {name} --raw DIR --out dataset/`."
+)
+
+
 def _missing_message(config, extra):
     name = config["dataset"]
     hints = {
         "ml-1m": " For MovieLens-1M offline, build it from the raw GroupLens files with "
         "`python -m recbole_selfattn.data.convert ml-1m --raw DIR --out dataset/`.",
+        **{session: SESSION_HINT.format(name=session) for session in ("tmall", "retailrocket", "diginetica")},
     }
+    missing = [path for path in inter_files(config) if not os.path.isfile(path)]
     return (
-        f"Dataset '{name}' was not found: there is no {inter_file(config)}.{extra} "
+        f"Dataset '{name}' was not found: there is no {' and no '.join(missing)}.{extra} "
         f"Put RecBole atomic files `{name}.inter` (and optionally `.user`/`.item`) in "
         f"{config['data_path']}, or point --data_path at the folder that holds `{name}/`."
         f"{hints.get(name, '')} See dataset/README.md."
@@ -42,8 +50,10 @@ def _missing_message(config, extra):
 def ensure_dataset(config):
     """Make sure ``config``'s dataset is on disk, downloading it if RecBole
     knows where from; raise :class:`DatasetError` otherwise."""
-    if os.path.isfile(inter_file(config)):
+    if all(os.path.isfile(path) for path in inter_files(config)):
         return
+    if config["benchmark_filename"]:
+        raise DatasetError(_missing_message(config, " Benchmark splits (benchmark_filename) are never downloaded."))
     url = recbole_dataset_urls().get(config["dataset"].lower())
     if url is None:
         raise DatasetError(_missing_message(config, " It is not one of RecBole's downloadable datasets either."))

@@ -1,0 +1,138 @@
+"""The dataset and benchmark property files, end to end through RecBole.
+
+* the session datasets' YAML + converted benchmark files train SASRec and
+  evaluate exactly the given test pairs;
+* ml-1m's YAML reproduces RecBole's benchmark filtering on the real file
+  (skipped where the shared datasets are not beside the repository);
+* the benchmark protocol files load through the plugin's Config.
+"""
+
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+
+from recbole_selfattn import quick_start
+from recbole_selfattn.config import Config, properties_dir
+from recbole_selfattn.data import create_dataset
+from recbole_selfattn.data.convert import ML1M_SOURCES, convert_ml1m
+from recbole_selfattn.data.session import convert_session
+from recbole_selfattn.errors import DatasetError
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ML1M = [REPO.parent / "shared" / "datasets" / "ml-1m", Path("/work/shared/datasets/ml-1m")]
+
+
+def _session_config(data_path, **overrides):
+    """The tiny config without the keys the dataset YAML must supply."""
+    config = tiny_config(data_path)
+    for key in ("load_col", "MAX_ITEM_LIST_LENGTH"):
+        config.pop(key)
+    config.update(overrides)
+    return config
+
+
+def _ring_sessions(n_sessions, n_items=40):
+    """Sessions walking an item ring (item i then i+1), lengths 3..8."""
+    return [[(s + t) % n_items + 1 for t in range(3 + s % 6)] for s in range(n_sessions)]
+
+
+@pytest.mark.parametrize("name", ["tmall", "retailrocket", "diginetica"])
+def test_session_yaml_trains_sasrec_and_evaluates_every_test_pair(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    prefixes = [seq[:-1] for seq in _ring_sessions(23)][::-1]  # 23 test pairs, prefix lengths 2..7
+    labels = [seq[-1] % 40 + 1 for seq in prefixes]
+    (raw / "all_train_seq.txt").write_bytes(pickle.dumps(_ring_sessions(50), protocol=3))
+    (raw / "test.txt").write_bytes(pickle.dumps((prefixes, labels), protocol=3))
+    counts = convert_session(name, raw, tmp_path / "data")
+
+    loaders = {}
+
+    def spy(config, dataset):
+        loaders["train"], loaders["valid"], loaders["test"] = quick_start_data_preparation(config, dataset)
+        return loaders["train"], loaders["valid"], loaders["test"]
+
+    quick_start_data_preparation = quick_start.data_preparation
+    monkeypatch.setattr(quick_start, "data_preparation", spy)
+    result = quick_start.run("SASRec", name, config_dict=_session_config(tmp_path / "data"), cmd_args=[])
+
+    config = result["config"]
+    assert config["USER_ID_FIELD"] == "session_id" and config["MAX_ITEM_LIST_LENGTH"] == 50
+    assert config["benchmark_filename"] == ["train", "valid", "test"]
+    assert set(result["test_result"]) == set(result["best_valid_result"]) == {"hit@10", "hit@20", "mrr@10", "mrr@20"}
+    for part in ("train", "valid", "test"):
+        assert len(loaders[part]._dataset) == counts[part]
+
+    # The test loader yields every given pair once, in order, prefix and target intact.
+    test_data = loaders["test"]
+    dataset = test_data._dataset
+    seen_prefixes, seen_labels = [], []
+    for interaction, *_ in test_data:
+        seen_labels += [int(t) for t in dataset.id2token("item_id", interaction["item_id"])]
+        for row, length in zip(interaction["item_id_list"], interaction["item_length"]):
+            assert (row[length:] == 0).all()
+            seen_prefixes.append([int(t) for t in dataset.id2token("item_id", row[:length])])
+    assert seen_labels == labels and seen_prefixes == prefixes
+
+
+def test_session_yaml_rejects_sequences_longer_than_max_item_list_length(tmp_path, monkeypatch):
+    """RecBole keeps benchmark-file sequences as written; one longer than
+    MAX_ITEM_LIST_LENGTH would index past SASRec's position embeddings."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "all_train_seq.txt").write_bytes(pickle.dumps([[s, s + 1, s + 2] for s in range(1, 21)], protocol=3))
+    (raw / "test.txt").write_bytes(pickle.dumps(([[1, 2], [1, 2, 3, 4, 5, 6]], [3, 7]), protocol=3))
+    convert_session("tmall", raw, tmp_path / "data", max_len=6)
+    expected = "tmall.test.inter, line 3: item_id_list holds 6 values, more than MAX_ITEM_LIST_LENGTH=4"
+    with pytest.raises(DatasetError, match=expected):
+        quick_start.run("SASRec", "tmall", config_dict=_session_config(tmp_path / "data", MAX_ITEM_LIST_LENGTH=4), cmd_args=[])
+
+
+def _shared_ml1m():
+    for folder in SHARED_ML1M:
+        if any((folder / name).is_file() for name, _, _ in ML1M_SOURCES):
+            return folder
+    return None
+
+
+@pytest.mark.skipif(_shared_ml1m() is None, reason="the shared ml-1m dataset is not beside the repository")
+def test_ml1m_yaml_reproduces_recbole_benchmark_counts(tmp_path, monkeypatch):
+    """ratings >= 3, then 10-core users and items: 834,449 interactions of
+    6,033 users on 3,123 items. RecBole counts the padding id in ``user_num``
+    and ``item_num`` (6,034 and 3,124; its published "3,124 items" is that
+    count). The published "6,040 users" is the raw count: 7 users fall below
+    10 interactions, and one of them has no rating >= 3 at all."""
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    convert_ml1m(_shared_ml1m(), tmp_path / "data")
+    config = Config("SASRec", "ml-1m", config_dict=_session_config(tmp_path / "data"), cmd_args=[])
+    assert config["val_interval"] == {"rating": "[3,inf)"}
+    dataset = create_dataset(config)
+    assert dataset.inter_num == 834_449
+    assert (dataset.user_num, dataset.item_num) == (6_034, 3_124)
+    assert dataset.inter_feat["user_id"].nunique() == 6_033
+    assert dataset.inter_feat["item_id"].nunique() == 3_123
+    assert dataset.inter_feat["rating"].min() >= 3
+    assert time.perf_counter() - start < 90
+
+
+def test_benchmark_protocol_files_load_and_win_over_the_defaults():
+    benchmark = properties_dir() / "benchmark"
+    ml1m = Config("SASRec", "ml-1m", config_file_list=[str(benchmark / "ml-1m.yaml")], cmd_args=[])
+    expected = {
+        "MAX_ITEM_LIST_LENGTH": 50, "embedding_size": 64, "hidden_size": 64, "train_batch_size": 4096,
+        "valid_metric": "NDCG@10", "topk": [5, 10, 20],
+    }
+    assert {key: ml1m[key] for key in expected} == expected
+    assert ml1m["train_neg_sample_args"]["distribution"] == "none"  # RecBole's spelling of `~`
+    assert ml1m["eval_args"]["split"] == {"LS": "valid_and_test"} and ml1m["eval_args"]["order"] == "TO"
+    assert ml1m["user_inter_num_interval"] == "[10,inf)"  # the dataset YAML still applies
+    session = Config("SASRec", "tmall", config_file_list=[str(benchmark / "session.yaml")], cmd_args=[])
+    assert (session["metrics"], session["topk"], session["valid_metric"]) == (["Hit", "MRR"], [10, 20], "MRR@20")
+    assert session["embedding_size"] == session["hidden_size"] == 100
+    assert session["benchmark_filename"] == ["train", "valid", "test"]
