@@ -1,0 +1,256 @@
+r"""
+AttRec
+################################################
+
+Reference:
+    Shuai Zhang, Yi Tay, Lina Yao, Aixin Sun. "Next Item Recommendation with Self-Attention."
+    arXiv:1808.06414, 2018 (as "... with Self-Attentive Metric Learning", AAAI 2019 workshop).
+
+Reference code:
+    https://github.com/cheungdaven/DeepRec (TensorFlow 1, ``models/seq_rec/AttRec.py``)
+"""
+
+import math
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_selfattn.config import require
+from recbole_selfattn.data.dataset import next_items_field
+
+
+class AttRec(SequentialRecommender):
+    r"""AttRec scores an item by a distance in one metric space (lower is closer):
+
+    .. math::
+        y(u, i) = \omega \, \lVert U_u - V_i \rVert^2 + (1 - \omega) \, \lVert m^u_t - X_i \rVert^2
+
+    **Short-term intent** :math:`m^u_t` (self-attention over the user's last ``L`` items, a
+    left-padded window whose most recent item sits at position ``L - 1``):
+
+    .. math::
+        TE(t, 2i) = \sin(t / 10000^{2i/d}), \quad TE(t, 2i+1) = \cos(t / 10000^{2i/d})
+
+        Q' = \mathrm{ReLU}((X^u_t + TE) W_Q), \quad K' = \mathrm{ReLU}((X^u_t + TE) W_K)
+
+        s = \mathrm{softmax}(\mathrm{mask}(Q' K'^\top / \sqrt{d})), \quad a = s X^u_t, \quad
+        m^u_t = \mathrm{mean}_{\text{rows}}(a)
+
+    The timing signal goes into query and key only; the value is the plain embedding
+    (no projection, no timing signal). ``W_K = W_Q`` when ``share_qk`` (reference code).
+    Padded window positions are masked as keys and left out of the mean, so padding never
+    changes a score. Dropout (``dropout_prob``) acts on the ReLU outputs Q' and K'.
+    ``diag_mask='before'`` masks the diagonal before the softmax (paper: an item does not
+    attend to itself); ``'after'`` multiplies the softmax output by ``1 - I`` (reference code).
+    A position with nothing else to attend to (a one-item history) gets ``a = 0``.
+
+    **Long-term preference**: user table ``U`` and long-term item table ``V`` (separate from
+    the short-term table ``X``); they exist only when ``omega > 0``, so ``omega = 0`` (session
+    data) needs no meaningful user ids.
+
+    **Loss** (hinge, margin :math:`\gamma`): the ``T`` next items of each training sequence are
+    positives (field of :class:`~recbole_selfattn.data.dataset.AttRecDataset`, 0-padded and
+    ignored where the sequence ends); each positive gets ``neg_samples`` negatives drawn here,
+    uniformly from all items but that sequence's positives and padding (torch's global RNG):
+
+    .. math::
+        \mathcal{L} = \sum_{i} \sum_{j} [y(u,i) + \gamma - y(u,j)]_+ + \lambda \lVert\Theta\rVert^2
+
+    Per batch: the hinge sum of each sequence plus :math:`\lambda` times the squared norms of
+    the rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
+    :math:`\lambda (\lVert W_Q \rVert^2 + \lVert W_K \rVert^2)` (RecBole's ``EmbLoss``
+    convention: only looked-up rows are regularised, so Adam does not shrink unseen rows).
+    With ``norm_clip`` every row of ``X``, ``V``, ``U`` is projected onto the unit ball
+    before each use (training and prediction), as the paper prescribes.
+
+    Where the reference code differs, the paper is followed and the reference kept as an
+    option or noted here: diagonal masked before the softmax (reference: after, option
+    ``diag_mask``); norm clipping on (reference: off, option ``norm_clip``); hinge loss (the
+    released code trains a log-sigmoid loss, its hinge line is commented out); interleaved
+    sin/cos timing signal as in the paper's equation (reference: tensor2tensor's concatenated
+    halves); padded positions masked (reference: attends to padding). The model gets no
+    negatives from RecBole's sampler, so it declares ``InputType.POINTWISE`` and requires
+    ``train_neg_sample_args: ~``.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        require(config, "omega", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        require(config, "margin", lambda v: v >= 0, "a number >= 0")
+        require(config, "L", lambda v: isinstance(v, int) and 1 <= v <= self.max_seq_length,
+                f"an integer in [1, MAX_ITEM_LIST_LENGTH={self.max_seq_length}]")
+        require(config, "T", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
+        require(config, "neg_samples", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
+        require(config, "reg_weight", lambda v: v >= 0, "a number >= 0")
+        require(config, "dropout_prob", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        require(config, "diag_mask", lambda v: v in ("before", "after"), "'before' (paper) or 'after' (reference code)")
+        require(config, "train_neg_sample_args", lambda v: v["distribution"] == "none",
+                "~ (AttRec samples its own negatives; set neg_samples instead)")
+
+        # load parameters info
+        self.embedding_size = config["embedding_size"]
+        self.L = config["L"]
+        self.T = config["T"]
+        self.margin = config["margin"]
+        self.omega = config["omega"]
+        self.reg_weight = config["reg_weight"]
+        self.neg_samples = config["neg_samples"]
+        self.mask_before_softmax = config["diag_mask"] == "before"
+        self.norm_clip = config["norm_clip"]
+        self.NEXT_ITEMS = next_items_field(config)
+
+        # define layers
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X
+        self.query_proj = nn.Linear(self.embedding_size, self.embedding_size, bias=False)  # W_Q
+        self.key_proj = self.query_proj if config["share_qk"] else (
+            nn.Linear(self.embedding_size, self.embedding_size, bias=False)  # W_K
+        )
+        self.dropout = nn.Dropout(config["dropout_prob"])
+        self.register_buffer("time_embedding", self._timing_signal(self.L, self.embedding_size))
+        self.metric_tables = [self.item_embedding]
+        if self.omega > 0:
+            self.user_embedding = nn.Embedding(dataset.num(self.USER_ID), self.embedding_size)  # U
+            self.long_item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # V
+            self.metric_tables += [self.user_embedding, self.long_item_embedding]
+
+        # parameters initialization
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.1)
+            if module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+
+    @staticmethod
+    def _timing_signal(length, dim):
+        """``TE[t, 2i] = sin(t / 10000^(2i/d))``, ``TE[t, 2i+1] = cos(t / 10000^(2i/d))``."""
+        position = torch.arange(length, dtype=torch.float).unsqueeze(1)
+        exponent = torch.arange(0, dim, 2, dtype=torch.float) / dim
+        angle = position / torch.pow(10000.0, exponent)
+        signal = torch.zeros(length, dim)
+        signal[:, 0::2] = torch.sin(angle)
+        signal[:, 1::2] = torch.cos(angle[:, : dim // 2])
+        return signal
+
+    @torch.no_grad()
+    def _clip_norms(self):
+        """Project every row of X, U, V onto the unit ball (in place)."""
+        if self.norm_clip:
+            for table in self.metric_tables:
+                table.weight.renorm_(p=2, dim=0, maxnorm=1.0)
+
+    def _window(self, item_seq, item_seq_len):
+        """The last ``L`` items, left-padded: ``[B, L]`` ids and ``[B, L]`` validity."""
+        position = item_seq_len.unsqueeze(1) - self.L + torch.arange(self.L, device=item_seq.device)
+        valid = position >= 0
+        window = item_seq.gather(1, position.clamp(min=0)) * valid
+        return window, valid
+
+    def _attend(self, item_seq, item_seq_len):
+        """Window embeddings ``[B, L, d]``, validity ``[B, L]`` and attention ``s`` ``[B, L, L]``."""
+        window, valid = self._window(item_seq, item_seq_len)
+        values = self.item_embedding(window)  # X_t^u, the value: no timing signal
+        timed = values + self.time_embedding
+        query = self.dropout(torch.relu(self.query_proj(timed)))
+        key = self.dropout(torch.relu(self.key_proj(timed)))
+        logits = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.embedding_size)
+
+        off_diagonal = ~torch.eye(self.L, dtype=torch.bool, device=item_seq.device)
+        allowed = valid.unsqueeze(1)  # [B, 1, L]: real keys only
+        if self.mask_before_softmax:
+            allowed = allowed & off_diagonal
+        logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
+        # "* allowed" also zeroes rows without any allowed key (softmax would be uniform there)
+        weights = torch.softmax(logits, dim=-1) * allowed
+        if not self.mask_before_softmax:
+            weights = weights * off_diagonal
+        weights = weights * valid.unsqueeze(-1)  # padded queries contribute nothing
+        return values, valid, weights
+
+    def attention_weights(self, item_seq, item_seq_len):
+        """The masked attention matrix ``s`` ``[B, L, L]`` (rows: queries; padded rows are 0)."""
+        return self._attend(item_seq, item_seq_len)[2]
+
+    def forward(self, item_seq, item_seq_len):
+        """The short-term intent ``m_t^u`` ``[B, d]``: the mean of ``s X_t^u`` over real positions."""
+        values, valid, weights = self._attend(item_seq, item_seq_len)
+        attended = torch.matmul(weights, values)  # padded rows are already 0
+        return attended.sum(dim=1) / valid.sum(dim=1, keepdim=True).clamp(min=1)
+
+    def _distance(self, interaction, seq_output, items):
+        """``y(u, i)`` for ``items`` ``[B, ...]``: same shape as ``items``."""
+        extra = (1,) * (items.dim() - 1)
+        seq_output = seq_output.view(seq_output.size(0), *extra, -1)
+        y = (1 - self.omega) * (seq_output - self.item_embedding(items)).pow(2).sum(-1)
+        if self.omega > 0:
+            user = self.user_embedding(interaction[self.USER_ID]).view(seq_output.shape)
+            y = y + self.omega * (user - self.long_item_embedding(items)).pow(2).sum(-1)
+        return y
+
+    def _sample_negatives(self, positives):
+        """``[B, T, neg_samples]`` items drawn uniformly from ``1..n_items-1`` minus the row's
+        ``positives`` ``[B, T]`` (0 = padding): draw a rank among the allowed items, then shift
+        it past each excluded id in ascending order."""
+        excluded, _ = positives.sort(dim=-1)
+        distinct = excluded > 0
+        distinct[:, 1:] &= excluded[:, 1:] != excluded[:, :-1]
+        n_allowed = (self.n_items - 1 - distinct.sum(dim=-1)).view(-1, 1, 1)
+        uniform = torch.rand(positives.size(0), self.T, self.neg_samples, device=positives.device)
+        negatives = torch.minimum((uniform * n_allowed).long(), n_allowed - 1) + 1
+        for k in range(excluded.size(1)):
+            shift = distinct[:, k].view(-1, 1, 1) & (negatives >= excluded[:, k].view(-1, 1, 1))
+            negatives = negatives + shift.long()
+        return negatives
+
+    def calculate_loss(self, interaction):
+        self._clip_norms()
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        positives = interaction[self.NEXT_ITEMS]  # [B, T], 0 where the sequence ended
+        negatives = self._sample_negatives(positives)  # [B, T, n]
+        seq_output = self.forward(item_seq, item_seq_len)
+
+        pos_distance = self._distance(interaction, seq_output, positives)
+        neg_distance = self._distance(interaction, seq_output, negatives)
+        hinge = torch.relu(pos_distance.unsqueeze(-1) + self.margin - neg_distance)
+        hinge = hinge * (positives > 0).unsqueeze(-1)
+
+        window, _ = self._window(item_seq, item_seq_len)
+        used_items = torch.cat([window, positives, negatives.flatten(1)], dim=1)
+        reg = self.item_embedding(used_items).pow(2).sum()
+        if self.omega > 0:
+            reg = reg + self.user_embedding(interaction[self.USER_ID]).pow(2).sum()
+            reg = reg + self.long_item_embedding(used_items[:, self.L:]).pow(2).sum()
+        reg = reg / item_seq.size(0) + self.query_proj.weight.pow(2).sum()
+        if self.key_proj is not self.query_proj:
+            reg = reg + self.key_proj.weight.pow(2).sum()
+        return hinge.sum() / item_seq.size(0) + self.reg_weight * reg
+
+    def predict(self, interaction):
+        self._clip_norms()
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        items = interaction[self.ITEM_ID].unsqueeze(1)
+        return -self._distance(interaction, seq_output, items).squeeze(1)
+
+    def full_sort_predict(self, interaction):
+        self._clip_norms()
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        y = (1 - self.omega) * self._all_square_distances(seq_output, self.item_embedding.weight)
+        if self.omega > 0:
+            user = self.user_embedding(interaction[self.USER_ID])
+            y = y + self.omega * self._all_square_distances(user, self.long_item_embedding.weight)
+        return -y
+
+    @staticmethod
+    def _all_square_distances(a, b):
+        """``||a_r - b_i||^2`` for all rows of ``a`` ``[B, d]`` and ``b`` ``[N, d]``, as
+        ``||a||^2 - 2 a b^T + ||b||^2``."""
+        return a.pow(2).sum(-1, keepdim=True) - 2 * torch.matmul(a, b.t()) + b.pow(2).sum(-1)
