@@ -27,6 +27,8 @@ options:
   --KEY=VALUE           any RecBole/model config key, e.g. --epochs=5
                         --learning_rate=0.001 --embedding_size=64 --gpu_id=
   --nproc=N             distributed data-parallel training on N processes
+  --benchmark           leaderboard mode: many models and seeds, tables and plots
+                        (python run.py --benchmark --help for its options)
   -h, --help            show this message
 
 precedence: command line > config dict > config files > dataset YAML >
@@ -79,6 +81,10 @@ def main(argv=None):
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if "--benchmark" in argv:
+        from recbole_selfattn import benchmark
+
+        return benchmark.main([a for a in argv if a != "--benchmark"])
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
