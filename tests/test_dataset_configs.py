@@ -77,6 +77,20 @@ def test_session_yaml_trains_sasrec_and_evaluates_every_test_pair(name, tmp_path
             assert (row[length:] == 0).all()
             seen_prefixes.append([int(t) for t in dataset.id2token("item_id", row[:length])])
     assert seen_labels == labels and seen_prefixes == prefixes
+    assert interaction["item_id_list"].shape[1] == 50  # padded to MAX_ITEM_LIST_LENGTH, not the longest prefix
+
+
+def test_session_lists_fit_models_that_span_the_whole_window(tmp_path, monkeypatch):
+    """Caser's vertical kernel covers MAX_ITEM_LIST_LENGTH positions: prefixes
+    (here at most 7 items) must come padded to that length."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "all_train_seq.txt").write_bytes(pickle.dumps(_ring_sessions(50), protocol=3))
+    (raw / "test.txt").write_bytes(pickle.dumps(([[1, 2], [3, 4, 5]], [3, 6]), protocol=3))
+    convert_session("tmall", raw, tmp_path / "data")
+    result = quick_start.run("Caser", "tmall", config_dict=_session_config(tmp_path / "data"), cmd_args=[])
+    assert set(result["test_result"]) == {"hit@10", "hit@20", "mrr@10", "mrr@20"}
 
 
 def test_session_yaml_rejects_sequences_longer_than_max_item_list_length(tmp_path, monkeypatch):

@@ -7,6 +7,8 @@ as in RecBole-GNN.
 
 import importlib
 
+import numpy as np
+
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
 from recbole.utils import ModelType
@@ -38,7 +40,24 @@ def create_dataset(config):
             "Check that the atomic files' fields match load_col, USER_ID_FIELD, ITEM_ID_FIELD and TIME_FIELD."
         ) from e
     check_trainable(config, dataset)
+    pad_benchmark_item_lists(config, dataset)
     return dataset
+
+
+def pad_benchmark_item_lists(config, dataset):
+    """Pad the item lists of benchmark files to ``MAX_ITEM_LIST_LENGTH``.
+
+    RecBole pads a ``token_seq`` field to the longest list in the data, while
+    its own augmentation (and models such as Caser, whose kernel spans the
+    whole window) use ``MAX_ITEM_LIST_LENGTH``. The lengths
+    (``ITEM_LIST_LENGTH_FIELD``) are already counted when this runs; longer
+    lists were rejected by :func:`~recbole_selfattn.data.atomic.check_dataset_files`."""
+    list_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
+    if not config["benchmark_filename"] or list_field not in dataset.inter_feat:
+        return
+    width = config["MAX_ITEM_LIST_LENGTH"]
+    dataset.inter_feat[list_field] = [np.pad(seq, (0, width - len(seq))) for seq in dataset.inter_feat[list_field]]
+    dataset.field2seqlen[list_field] = width
 
 
 def check_trainable(config, dataset):
