@@ -1,0 +1,198 @@
+"""
+MTAW
+################################################
+
+Reference:
+    Kai Ouyang et al. "Mining Interest Trends and Adaptively Assigning Sample
+    Weight for Session-based Recommendation." in SIGIR 2023 (arXiv 2306.11610).
+
+No public code exists; this follows the paper's equations (MODELS.md section 2):
+
+* embedding, ``x_k = e_{i_k} + p_k`` (item plus learned position embedding);
+* Interest Tracking Layer (ITL), ``Q_x = ReLU(MLP(x_t))``,
+  ``l'_t = Attention(Q_x, X'_t, X'_t)`` over the prefix ``X'_t = {x_1 .. x_t}``
+  (all steps at once under a causal + padding mask), then
+  ``L = LayerNorm(L' + Dropout(FFN(L')))`` with ``FFN = MLP(ReLU(MLP(.)))``;
+  ``n_layers`` ITLs are stacked;
+* Interest Enhancing Layer (IEL), ``Q_l = ReLU(MLP(l_m))`` from the last real
+  instant interest, ``O = Attention(Q_l, L, L)`` over the session's instant
+  interests;
+* scores ``tau * cos(O, e_i)`` with a softmax over all items, and the AW loss
+  ``-(2 - 2p)^gamma * log p`` (:class:`AWLoss`). The paper writes the
+  candidate as ``L2Norm(x_i)``; a candidate has no position, so ``x_i = e_i``.
+
+``Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V``: keys and values are the
+layer's inputs themselves (no projections), as the paper writes it.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_selfattn.config import require
+
+
+class AWLoss(nn.Module):
+    r"""Adaptive-weight loss, ``-(2 - 2p)^gamma * log p``, averaged over the batch.
+
+    ``p`` is the softmax probability of the target. The factor is above 1 for
+    hard samples (``p < 0.5``) and below 1 for easy ones; ``gamma = 0`` is
+    exactly cross-entropy. The paper writes a sum over samples; the mean (as
+    ``F.cross_entropy``) only rescales the learning rate.
+
+    Everything is computed in log space so the loss stays finite for any
+    finite logits: ``log p`` is a ``log_softmax`` and ``log(1 - p)`` is the
+    log-sum-exp of the other logits minus that of all logits.
+    """
+
+    def __init__(self, gamma):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits, target):
+        """``logits`` ``[B, N]``, ``target`` ``[B]`` (class indices) -> scalar loss."""
+        log_z = torch.logsumexp(logits, dim=-1)
+        target_logit = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        log_p = target_logit - log_z
+        others = logits.scatter(-1, target.unsqueeze(-1), float("-inf"))
+        log_1mp = torch.logsumexp(others, dim=-1) - log_z
+        weight = torch.exp(self.gamma * (math.log(2.0) + log_1mp))  # (2 - 2p)^gamma
+        return -(weight * log_p).mean()
+
+
+class InterestTrackingLayer(nn.Module):
+    r"""One ITL: every step's query ``ReLU(MLP(x_t))`` attends over the
+    layer's inputs ``X`` (keys = values = ``X``) under ``mask``, then
+    ``L = LayerNorm(L' + Dropout(FFN(L')))``."""
+
+    def __init__(self, hidden_size, dropout_prob, layer_norm_eps):
+        super().__init__()
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size)
+        )
+        self.dropout = nn.Dropout(dropout_prob)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+
+    def forward(self, x, mask):
+        """``x`` ``[B, T, d]``, ``mask`` ``[B, T, T]`` (True = may attend) -> ``[B, T, d]``."""
+        query = F.relu(self.query(x))
+        attended = F.scaled_dot_product_attention(query, x, x, attn_mask=mask)
+        return self.layer_norm(attended + self.dropout(self.ffn(attended)))
+
+
+class MTAW(SequentialRecommender):
+    r"""MTAW tracks the instant interest at every step of the session (ITL),
+    integrates the instant interests with the last one as query (IEL), and
+    ranks items by scaled cosine similarity trained with the AW loss.
+
+    NOTE:
+        The paper gives no value for the cosine scale ``tau``; ``scale`` was
+        chosen on ml-100k validation (see ``MTAW.yaml``). The FFN's hidden
+        width equals ``embedding_size`` (the paper gives none). Item 0 is
+        padding: its embedding is zero, it is left out of the training softmax,
+        and its score in ``full_sort_predict`` is 0 (RecBole masks it anyway).
+    """
+
+    input_type = InputType.POINTWISE  # full softmax over all items: no sampled negatives
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        # load parameters info
+        require(config, "n_layers", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
+        require(config, "dropout_prob", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        require(config, "scale", lambda v: v > 0 and math.isfinite(v), "a number > 0")
+        require(config, "aw_gamma", lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
+        require(config, "layer_norm_eps", lambda v: v > 0, "a number > 0")
+        require(config, "initializer_range", lambda v: v > 0, "a number > 0")
+        self.embedding_size = config["embedding_size"]
+        self.n_layers = config["n_layers"]
+        self.dropout_prob = config["dropout_prob"]
+        self.scale = float(config["scale"])
+        self.aw_gamma = float(config["aw_gamma"])
+        self.layer_norm_eps = config["layer_norm_eps"]
+        self.initializer_range = config["initializer_range"]
+
+        # define layers and loss
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.embedding_size)
+        self.itl_layers = nn.ModuleList(
+            InterestTrackingLayer(self.embedding_size, self.dropout_prob, self.layer_norm_eps)
+            for _ in range(self.n_layers)
+        )
+        self.iel_query = nn.Linear(self.embedding_size, self.embedding_size)
+        self.loss_fct = AWLoss(self.aw_gamma)
+
+        # parameters initialization
+        self.apply(self._init_weights)
+        self.item_embedding.weight.data[0].zero_()
+
+    def _init_weights(self, module):
+        """Normal(0, initializer_range) weights and zero biases, as RecBole's SASRec."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    @staticmethod
+    def _valid_positions(item_seq, item_seq_len):
+        """``[B, T]`` True at the real (non-padding) positions of each sequence."""
+        positions = torch.arange(item_seq.size(1), device=item_seq.device)
+        return positions.unsqueeze(0) < item_seq_len.unsqueeze(1)
+
+    def interest_tracking(self, item_seq, item_seq_len):
+        r"""Instant interests ``L = {l_1 .. l_T}`` ``[B, T, d]`` after the stacked
+        ITLs. ``l_t`` depends only on the first ``t`` items; rows at padded
+        positions are defined but meaningless."""
+        seq_length = item_seq.size(1)
+        positions = torch.arange(seq_length, device=item_seq.device)
+        x = self.item_embedding(item_seq) + self.position_embedding(positions)
+        causal = torch.ones(seq_length, seq_length, dtype=torch.bool, device=item_seq.device).tril()
+        valid = self._valid_positions(item_seq, item_seq_len)
+        mask = causal & valid.unsqueeze(1)  # [B, T, T]: query t sees the real keys j <= t
+        for layer in self.itl_layers:
+            x = layer(x, mask)
+        return x
+
+    def forward(self, item_seq, item_seq_len):
+        """Session representation ``O`` ``[B, d]`` (before L2 normalisation)."""
+        instant = self.interest_tracking(item_seq, item_seq_len)
+        last = self.gather_indexes(instant, item_seq_len - 1)  # l_m, [B, d]
+        query = F.relu(self.iel_query(last)).unsqueeze(1)  # [B, 1, d]
+        valid = self._valid_positions(item_seq, item_seq_len).unsqueeze(1)  # [B, 1, T]
+        output = F.scaled_dot_product_attention(query, instant, instant, attn_mask=valid)
+        return output.squeeze(1)
+
+    def _scores(self, seq_output, item_emb):
+        """``scale * cos(O, e_i)``: ``[B, d] x [K, d] -> [B, K]``."""
+        return self.scale * F.normalize(seq_output, dim=-1) @ F.normalize(item_emb, dim=-1).t()
+
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        # softmax over the real items 1..N-1: the padding item is no candidate
+        # (and its zero embedding has no direction to normalise)
+        logits = self._scores(seq_output, self.item_embedding.weight[1:])
+        return self.loss_fct(logits, interaction[self.POS_ITEM_ID] - 1)
+
+    def predict(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = F.normalize(self.forward(item_seq, item_seq_len), dim=-1)
+        test_item_emb = F.normalize(self.item_embedding(interaction[self.ITEM_ID]), dim=-1)
+        return self.scale * (seq_output * test_item_emb).sum(dim=-1)  # [B]
+
+    def full_sort_predict(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        return self._scores(seq_output, self.item_embedding.weight)  # [B, n_items]
