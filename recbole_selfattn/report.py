@@ -261,10 +261,15 @@ def plot_metrics(path, rows, header):
     ax.set_xticks(range(len(rows)), [f"{row['model']} (n={row['n']})" for row in rows])
     ax.set_ylabel("test metric (mean ± std over seeds)")
     ax.set_title(f"{header['dataset']}: test metrics")
-    if keys:
+    _save(fig, ax, path, bool(keys), "no successful run")
+
+
+def _save(fig, ax, path, drawn, empty_note):
+    """A legend when something was drawn, else ``empty_note`` across the axes; write the PNG."""
+    if drawn:
         ax.legend()
     else:
-        ax.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty_note, ha="center", va="center", transform=ax.transAxes)
     fig.savefig(path, dpi=120)
 
 
@@ -287,8 +292,4 @@ def plot_valid_curves(path, per_model, header):
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {', '.join(header['valid_metric']) or 'metric'}")
     ax.set_title(f"{header['dataset']}: validation curves (one line per seed)")
-    if drawn:
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no validation curve", ha="center", va="center", transform=ax.transAxes)
-    fig.savefig(path, dpi=120)
+    _save(fig, ax, path, drawn, "no validation curve")
