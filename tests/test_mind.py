@@ -99,7 +99,7 @@ def manual_routing(items, S, logits, iters, over_items):
     low = [[sum(S[r][c] * x[c] for c in range(2)) for r in range(2)] for x in items]  # S c_i
     b = [row[:] for row in logits]
     n, k = len(items), len(logits[0])
-    for it in range(iters):
+    for _ in range(iters):
         if over_items:
             norm = [sum(math.exp(b[m][j]) for m in range(n)) for j in range(k)]  # per interest
             w = [[math.exp(b[i][j]) / norm[j] for j in range(k)] for i in range(n)]
@@ -156,7 +156,7 @@ def test_interest_mlp_is_a_relu_layer_over_the_capsules(tmp_path, monkeypatch):
 def reference_routing(low, b0, iters, detach_updates):
     """Routing over interests on the [L, d] capsules S c_i, with or without gradient through b."""
     b = b0
-    for it in range(iters):
+    for _ in range(iters):
         w = b.softmax(dim=1)
         z = w.t() @ low
         n2 = z.pow(2).sum(1, keepdim=True)

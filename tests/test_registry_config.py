@@ -14,7 +14,6 @@ from recbole.model.sequential_recommender import SASRec
 from recbole_selfattn import PLUGIN_MODELS, Config, get_model
 from recbole_selfattn.config import properties_dir
 from recbole_selfattn.errors import UnknownModelError
-from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 
