@@ -79,10 +79,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_on_cpu(tiny_data):
+@pytest.mark.parametrize("model", ["GRU4Rec", "AttRec", "MTAW", "MIND"])
+def test_two_process_ddp_on_cpu(model, tiny_data):
     args = [f"--{k}={v}" for k, v in tiny_config(tiny_data, epochs=1).items() if k != "load_col"]
     proc = subprocess.run(
-        [sys.executable, str(REPO / "run.py"), "--model=GRU4Rec", "--dataset=tiny", "--nproc=2",
+        [sys.executable, str(REPO / "run.py"), f"--model={model}", "--dataset=tiny", "--nproc=2",
          f"--port={_free_port()}", *args],
         capture_output=True, text=True, cwd=tiny_data.parent, timeout=300,
     )
