@@ -18,12 +18,20 @@ RecBole code runs. Each fix is small, idempotent and has a test in
   ``recbole.quick_start`` imports ray at module level. This package never
   imports ``recbole.quick_start``: it has its own pipeline and checkpoint
   loader (:mod:`recbole_selfattn.quick_start`).
+* **RecBole's SINE module** calls ``torch.autograd.set_detect_anomaly(True)``
+  when it is imported, and ``recbole.model.sequential_recommender`` imports
+  it, so resolving any built-in sequential model turns anomaly detection on
+  for the whole process: every backward op is then checked for NaN (a device
+  sync per op on a GPU) and every forward op records a traceback. Anomaly
+  detection is switched back off once SINE is loaded; a user who wants it
+  turns it on after importing RecBole's models.
 
 Handled by a pin instead (``pyproject.toml``): pandas 3, where ``fillna`` no
 longer works in place and RecBole silently keeps NaN. Distributed training on
 CPU (gloo) is :mod:`recbole_selfattn.distributed`, applied here too.
 """
 
+import importlib
 import types
 
 import numpy as np
@@ -66,9 +74,18 @@ def _trust_trainer_checkpoints():
         trainer_module.torch = _TorchForTrustedCheckpoints()
 
 
+_SINE_MODULE = "recbole.model.sequential_recommender.sine"
+
+
+def _undo_sine_anomaly_detection():
+    importlib.import_module(_SINE_MODULE)
+    torch.autograd.set_detect_anomaly(False)
+
+
 def apply():
     from recbole_selfattn import distributed
 
     _restore_numpy_aliases()
     _trust_trainer_checkpoints()
+    _undo_sine_anomaly_detection()
     distributed.apply()

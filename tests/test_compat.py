@@ -72,6 +72,22 @@ def test_import_does_not_import_ray():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def _anomaly_mode_after(code):
+    code += "; import torch; print(torch.is_anomaly_enabled())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()[-1]
+
+
+def test_recbole_sequential_models_leave_anomaly_detection_off():
+    # Without the fix: importing RecBole's sequential models (SINE) turns it on for the process.
+    assert _anomaly_mode_after("import recbole.model.sequential_recommender") == "True"
+    assert _anomaly_mode_after("import recbole_selfattn") == "False"
+    resolve = "from recbole_selfattn import get_model; get_model('SASRec')"
+    assert _anomaly_mode_after(resolve) == "False"
+    reversed_order = "import recbole.model.sequential_recommender, recbole_selfattn"
+    assert _anomaly_mode_after(reversed_order) == "False"
+
+
 def test_float_fields_have_no_nan_after_loading(tiny_data):
     """pandas 3 makes RecBole's in-place fillna a no-op (NaN stays): the pin keeps pandas 2."""
     assert int(pd.__version__.split(".")[0]) < 3
