@@ -3,15 +3,30 @@
 A plugin model that needs its own dataset class defines ``<Model>Dataset`` in
 :mod:`recbole_selfattn.data.dataset`; every other model gets RecBole's choice,
 as in RecBole-GNN.
+
+Both functions always build from the atomic files. RecBole's own versions
+first unpickle ``<checkpoint_dir>/<dataset>-<DatasetClass>.pth`` and
+``<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth`` (or
+``dataset_save_path`` / ``dataloaders_save_path``) when such a file exists:
+unpickling runs any code the file holds, and a cache left by another
+``data_path`` silently trains on the old data. Here ``save_dataset`` and
+``save_dataloaders`` are write-only: they save those pickles (to
+``dataset_save_path`` / ``dataloaders_save_path`` if set, else to RecBole's
+default paths) for use outside the plugin, and nothing here ever reads them.
 """
 
 import importlib
+import os
+import pickle
+import tempfile
+from logging import getLogger
 
 import numpy as np
-
-from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data import data_preparation
-from recbole.utils import ModelType
+from recbole.data import get_dataloader
+from recbole.data.utils import create_samplers
+from recbole.evaluator.register import Register
+from recbole.sampler import KGSampler
+from recbole.utils import ModelType, ensure_dir
 
 from recbole_selfattn.data.atomic import check_dataset_files
 from recbole_selfattn.data.download import ensure_dataset
@@ -19,29 +34,102 @@ from recbole_selfattn.errors import DatasetError
 
 __all__ = ["create_dataset", "data_preparation"]
 
+# RecBole's dataset class for each model type (recbole.data.utils.create_dataset).
+_DATASET_CLASS_BY_TYPE = {
+    ModelType.GENERAL: "Dataset",
+    ModelType.SEQUENTIAL: "SequentialDataset",
+    ModelType.CONTEXT: "Dataset",
+    ModelType.KNOWLEDGE: "KnowledgeBasedDataset",
+    ModelType.TRADITIONAL: "Dataset",
+    ModelType.DECISIONTREE: "Dataset",
+}
+
+
+def dataset_class(config):
+    """The plugin's ``<Model>Dataset``, else RecBole's, else RecBole's class
+    for the model type (the choice of RecBole's ``create_dataset``)."""
+    for module in ("recbole_selfattn.data.dataset", "recbole.data.dataset"):
+        found = getattr(importlib.import_module(module), config["model"] + "Dataset", None)
+        if found is not None:
+            return found
+    return getattr(importlib.import_module("recbole.data.dataset"), _DATASET_CLASS_BY_TYPE[config["MODEL_TYPE"]])
+
 
 def create_dataset(config):
     """Check (and if needed download) the dataset's files, then build the
-    plugin's ``<Model>Dataset`` if there is one, else RecBole's dataset."""
+    dataset from them; with ``save_dataset``, also write it (never read back)."""
     ensure_dataset(config)
     check_dataset_files(config)
-    plugin_datasets = importlib.import_module("recbole_selfattn.data.dataset")
-    dataset_class = getattr(plugin_datasets, config["model"] + "Dataset", None)
+    cls = dataset_class(config)
     try:
-        if dataset_class is None:
-            dataset = recbole_create_dataset(config)
-        else:
-            dataset = dataset_class(config)
-            if config["save_dataset"]:
-                dataset.save()
+        dataset = cls(config)
     except (ValueError, KeyError) as e:
         raise DatasetError(
             f"RecBole could not build dataset '{config['dataset']}' from {config['data_path']}: {e}. "
             "Check that the atomic files' fields match load_col, USER_ID_FIELD, ITEM_ID_FIELD and TIME_FIELD."
         ) from e
+    if config["save_dataset"]:
+        default = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{cls.__name__}.pth")
+        _write_pickle(config["dataset_save_path"] or default, dataset, "filtered dataset")
     check_trainable(config, dataset)
     pad_benchmark_item_lists(config, dataset)
     return dataset
+
+
+def data_preparation(config, dataset):
+    """Split ``dataset`` and build the train/valid/test dataloaders, as
+    RecBole's ``data_preparation`` does when it finds no saved dataloaders;
+    with ``save_dataloaders``, also write them (never read back)."""
+    built_datasets = dataset.build()
+    train_dataset, valid_dataset, test_dataset = built_datasets
+    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built_datasets)
+    train_loader = get_dataloader(config, "train")
+    if config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
+        neg_args = config["train_neg_sample_args"]
+        kg_sampler = KGSampler(dataset, neg_args["distribution"], neg_args["alpha"])
+        train_data = train_loader(config, train_dataset, train_sampler, kg_sampler, shuffle=True)
+    else:
+        train_data = train_loader(config, train_dataset, train_sampler, shuffle=config["shuffle"])
+    valid_data = get_dataloader(config, "valid")(config, valid_dataset, valid_sampler, shuffle=False)
+    test_data = get_dataloader(config, "test")(config, test_dataset, test_sampler, shuffle=False)
+    dataloaders = (train_data, valid_data, test_data)
+    if config["save_dataloaders"]:
+        save_dataloaders(config, dataloaders)
+    return dataloaders
+
+
+def save_dataloaders(config, dataloaders):
+    """Write the split dataloaders in RecBole's format (a list of
+    ``(dataloader, generator_state)``). Their ``torch.Generator`` cannot be
+    pickled, so it is detached while writing and put back afterwards (RecBole
+    leaves it ``None``, which breaks the run that saved it)."""
+    default = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-for-{config['model']}-dataloader.pth")
+    generators = [loader.generator for loader in dataloaders]
+    try:
+        for loader in dataloaders:
+            loader.generator = loader.sampler.generator = None
+        payload = [(loader, generator.get_state()) for loader, generator in zip(dataloaders, generators)]
+        _write_pickle(config["dataloaders_save_path"] or default, payload, "split dataloaders")
+    finally:
+        for loader, generator in zip(dataloaders, generators):
+            loader.generator = generator
+            if hasattr(loader.sampler, "generator"):
+                loader.sampler.generator = generator
+
+
+def _write_pickle(path, obj, what):
+    """Pickle ``obj`` to ``path`` through a temporary file and ``os.replace``."""
+    folder = os.path.dirname(path) or "."
+    ensure_dir(folder)
+    getLogger().info(f"Saving {what} into [{path}] (write-only: this package never loads it)")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def pad_benchmark_item_lists(config, dataset):
@@ -61,6 +149,13 @@ def pad_benchmark_item_lists(config, dataset):
 
 
 def check_trainable(config, dataset):
+    """Fail clearly, before training, on a dataset that would crash or
+    evaluate nothing: see :func:`check_sequences` and :func:`check_topk`."""
+    check_sequences(config, dataset)
+    check_topk(config, dataset)
+
+
+def check_sequences(config, dataset):
     """Fail clearly when RecBole's filtering leaves no sequence to train on
     (training would crash in the dataloader, or evaluate nothing and report
     empty metrics)."""
@@ -76,4 +171,26 @@ def check_trainable(config, dataset):
             "on. Add longer histories, or relax the filters (val_interval, user/item_inter_num_interval; "
             "interactions whose item or user is missing from the .item/.user file are dropped unless "
             "filter_inter_by_user_or_item is False)."
+        )
+
+
+def check_topk(config, dataset):
+    """Fail clearly when the largest ``topk`` is not below the number of items.
+
+    RecBole's evaluator takes ``torch.topk(scores, max(topk))`` over
+    ``dataset.item_num`` columns, the padding id 0 included: a larger ``k``
+    crashes after training (``selected index k out of range``), and a ``k``
+    of at least the number of real items ranks every item (or the masked
+    padding and history items) into the list, so Hit@k and friends are
+    meaningless. Hence ``max(topk) < dataset.item_num - 1``."""
+    register = Register(config)
+    if not (register.need("rec.topk") or register.need("rec.items")):
+        return
+    n_items, k = dataset.item_num - 1, max(config["topk"])
+    if k >= n_items:
+        raise DatasetError(
+            f"Dataset '{config['dataset']}' has {n_items} item(s) after RecBole's filtering, but --topk asks for "
+            f"top-{k} lists: the largest topk must be smaller than the number of items, or the ranking "
+            f"metrics crash after training (or rank every item). Lower every --topk value below {n_items} "
+            "(and valid_metric with it), or use a dataset with more items."
         )
