@@ -9,12 +9,13 @@ import os
 import pickle
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from recbole_selfattn.data import convert
-from recbole_selfattn.data.session import SESSION_HEADER, convert_session, load_pickle
+from recbole_selfattn.data.session import MAX_ITEM_IDS, SESSION_HEADER, convert_session, load_pickle
 from recbole_selfattn.errors import DatasetError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,6 +288,48 @@ def test_tuples_are_accepted_like_lists(tmp_path):
     raw = _session_raw(tmp_path / "raw", ((1, 2, 3), (4, 5)), ((7, 8),), (9,))
     convert_session("tmall", raw, tmp_path / "out", valid_ratio=0.5)
     assert _rows(_files(tmp_path / "out", "tmall")[2]) == [("te0", "7 8", "9")]
+
+
+# ---------------------------------------------------------------- size bounds
+
+
+def test_one_very_long_session_converts_in_memory_linear_in_its_length(tmp_path):
+    length = 4_000  # every prefix built in full would hold 8 million item references (~64 MB)
+    raw = _session_raw(tmp_path / "raw", [list(range(1, length + 1)), [1, 2]], [list(range(1, 301))], [7])
+    tracemalloc.start()
+    try:
+        result = convert_session("tmall", raw, tmp_path / "out", valid_ratio=0.5, max_len=50)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+    train, _, test = (_rows(path) for path in _files(tmp_path / "out", "tmall"))
+    assert len(train) == result["train"] == length - 1
+    assert train[0] == ("tr0", " ".join(map(str, range(length - 50, length))), str(length))
+    assert train[-1] == (f"tr{length - 2}", "1", "2")
+    assert max(len(row[1].split()) for row in train) == 50
+    assert test == [("te0", " ".join(map(str, range(251, 301))), "7")]
+    assert result["truncated"] == (length - 1 - 50) + 1  # training prefixes of 51..3999 items, the test prefix
+
+
+def test_input_over_the_item_id_limit_is_refused_before_writing(tmp_path, capsys):
+    raw = _session_raw(tmp_path / "raw", [list(range(1, 31)), [1, 2]], [[1, 2, 3]], [4])
+    with pytest.raises(DatasetError, match=r"holds 35 item ids .* limit of 34 .*--max_item_ids"):
+        convert_session("tmall", raw, tmp_path / "out", valid_ratio=0.5, max_item_ids=34)
+    assert not (tmp_path / "out").exists()
+    assert convert_session("tmall", raw, tmp_path / "out", valid_ratio=0.5, max_item_ids=35)["train"] == 29
+    args = ["session", "--name", "tmall", "--raw", str(raw), "--out", str(tmp_path / "cli"), "--max_item_ids", "34"]
+    assert convert.main(args) == 2
+    assert "more than the converter's limit of 34" in _one_paragraph_error(capsys)
+
+
+def test_a_small_pickle_of_shared_sessions_is_refused_by_default(tmp_path):
+    session = list(range(1, 10_001))
+    raw = _session_raw(tmp_path / "raw", [session] * 600 + [[1, 2]], [[1]], [2])  # ~50 KB: 6 million ids
+    assert (raw / "all_train_seq.txt").stat().st_size < 100_000
+    with pytest.raises(DatasetError, match=f"limit of {MAX_ITEM_IDS:,}"):
+        convert_session("tmall", raw, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- command line

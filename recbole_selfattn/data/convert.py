@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from recbole_selfattn.data.session import SESSION_DATASETS, convert_session, write_atomic_file
+from recbole_selfattn.data.session import MAX_ITEM_IDS, SESSION_DATASETS, convert_session, write_atomic_file
 from recbole_selfattn.errors import DatasetError
 
 ML1M_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
@@ -129,6 +129,9 @@ def build_parser():
                          help="keep the MAX_LEN most recent items of each prefix (<= MAX_ITEM_LIST_LENGTH)")
     session.add_argument("--min_prefix", type=int, default=None,
                          help="shortest training prefix (default: the dataset's rule, 1 or 2)")
+    session.add_argument("--max_item_ids", type=int, default=MAX_ITEM_IDS,
+                         help="refuse pickles holding more item ids in all (default: %(default)s); "
+                              "each can become one output row")
     return parser
 
 
@@ -141,7 +144,9 @@ def main(argv=None):
             result = convert_ml1m(args.raw, args.out)
             print(f"Wrote {result['file']}: {result['rows']:,} ratings from {result['source']}.")
         else:
-            result = convert_session(args.name, args.raw, args.out, args.valid_ratio, args.max_len, args.min_prefix)
+            result = convert_session(
+                args.name, args.raw, args.out, args.valid_ratio, args.max_len, args.min_prefix, args.max_item_ids
+            )
             check = result["published_train_pairs"]
             print(
                 f"{args.name}: {result['sessions']:,} training sessions -> {result['train_pairs']:,} training "

@@ -30,6 +30,14 @@ cannot take more than ``MAX_ITEM_LIST_LENGTH`` items). Session ids are
 The pickles are read with :class:`RestrictedUnpickler`, which loads no class
 or function at all, and their structure is checked before use: a pickle can
 run arbitrary code when loaded, and these files come from third parties.
+
+The rows are streamed to the files, each prefix cut to ``max_len`` items
+before it is copied, so memory stays linear in the pickles' size (not
+quadratic in the session length). The input may hold at most
+:data:`MAX_ITEM_IDS` item ids in all (the sum of the lengths of its sessions
+and test prefixes; the published datasets hold about 1.2 million): each
+output row consumes at least one of them, so this bounds the rows written,
+the output (at most ``max_len + 1`` ids a row) and the time spent.
 """
 
 import math
@@ -44,6 +52,7 @@ from recbole_selfattn.errors import DatasetError
 SESSION_HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
 TRAIN_FILE, TEST_FILE = "all_train_seq.txt", "test.txt"
 PARTS = ("train", "valid", "test")
+MAX_ITEM_IDS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ def load_pickle(path):
 
 
 def _check_sessions(value, path, what):
-    """Check ``value`` is a list (or tuple) of non-empty lists of positive ints."""
+    """Check ``value`` is a list (or tuple) of non-empty lists (or tuples)."""
     if not isinstance(value, (list, tuple)):
         raise DatasetError(f"{path}: {what} must be a list of item-id lists, not {type(value).__name__}.")
     for k, session in enumerate(value):
@@ -100,22 +109,43 @@ def _check_sessions(value, path, what):
             raise DatasetError(
                 f"{path}: {what} entry {k} must be a non-empty list of item ids, not {session!r:.80}."
             )
+    return value
+
+
+def _check_item_ids(sessions, path, what):
+    """Check every item of ``sessions`` is an int >= 1 (after :func:`check_size`)."""
+    for k, session in enumerate(sessions):
         for item in session:
             if type(item) is not int or item < 1:
                 raise DatasetError(
                     f"{path}: {what} entry {k} holds {item!r:.40}; item ids must be ints >= 1 "
                     "(0 is reserved for padding)."
                 )
-    return value
+
+
+def check_size(raw, sessions, prefixes, max_item_ids=MAX_ITEM_IDS):
+    """Refuse an input of more than ``max_item_ids`` item ids in all (see the
+    module's docstring); counting them costs one step a list."""
+    total = sum(map(len, sessions)) + sum(map(len, prefixes))
+    if total > max_item_ids:
+        raise DatasetError(
+            f"{raw} holds {total:,} item ids in its sessions and test prefixes, more than the converter's "
+            f"limit of {max_item_ids:,} (the published session datasets hold about 1.2 million). Every id "
+            "can become one output row of up to max_len items, so this bounds the files written. Check "
+            "that the pickles are the dataset you meant; if they are, pass a higher --max_item_ids "
+            "(the output may then take up to that many rows of max_len + 1 ids)."
+        )
 
 
 def read_train_sessions(path):
-    """``all_train_seq.txt``: ``list[list[int]]``."""
+    """``all_train_seq.txt``: ``list[list[int]]`` (the item ids are checked
+    by :func:`convert_session`)."""
     return _check_sessions(load_pickle(path), path, "the training sessions")
 
 
 def read_test_pairs(path):
-    """``test.txt``: ``(list[list[int]] prefixes, list[int] labels)``."""
+    """``test.txt``: ``(list[list[int]] prefixes, list[int] labels)``; returns
+    both (the prefixes' item ids are checked by :func:`convert_session`)."""
     data = load_pickle(path)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DatasetError(
@@ -130,13 +160,25 @@ def read_test_pairs(path):
         raise DatasetError(f"{path} has {len(prefixes)} test prefixes but {len(labels)} labels.")
     if not labels:
         raise DatasetError(f"{path} holds no test pairs.")
-    return list(zip(prefixes, labels))
+    return prefixes, labels
 
 
-def prefix_pairs(sessions, min_prefix):
-    """Every ``(s[:-i], s[-i])`` for ``i = 1 .. len(s) - min_prefix``, session
-    by session, longest prefix first."""
-    return [(s[:-i], s[-i]) for s in sessions for i in range(1, len(s) - min_prefix + 1)]
+def prefix_pairs(sessions, min_prefix, max_len):
+    """Yield every ``(s[:-i], s[-i])`` for ``i = 1 .. len(s) - min_prefix``,
+    session by session, longest prefix first, each prefix cut to its
+    ``max_len`` most recent items before it is copied."""
+    for s in sessions:
+        for end in range(len(s) - 1, min_prefix - 1, -1):
+            yield s[max(0, end - max_len) : end], s[end]
+
+
+def count_pairs(sessions, min_prefix, max_len):
+    """``(pairs, truncated)``: what :func:`prefix_pairs` yields, and how many
+    of its prefixes are longer than ``max_len``, without building them."""
+    pairs = sum(max(0, len(s) - min_prefix) for s in sessions)
+    longest_kept = max(max_len, min_prefix - 1)
+    truncated = sum(max(0, len(s) - 1 - longest_kept) for s in sessions)
+    return pairs, truncated
 
 
 def write_atomic_file(path, header, lines):
@@ -157,7 +199,7 @@ def write_atomic_file(path, header, lines):
     return rows
 
 
-def convert_session(name, raw, out, valid_ratio=0.1, max_len=50, min_prefix=None):
+def convert_session(name, raw, out, valid_ratio=0.1, max_len=50, min_prefix=None, max_item_ids=MAX_ITEM_IDS):
     """Write ``out/<name>/<name>.{train,valid,test}.inter`` from the pickles in ``raw``.
 
     Args:
@@ -169,6 +211,8 @@ def convert_session(name, raw, out, valid_ratio=0.1, max_len=50, min_prefix=None
             whose pairs form the validation set, in (0, 1).
         max_len (int): prefixes keep their ``max_len`` most recent items.
         min_prefix (int): shortest training prefix; ``None`` takes the dataset's.
+        max_item_ids (int): refuse an input holding more item ids in all
+            (sessions and test prefixes); see the module's docstring.
 
     Returns:
         dict: ``sessions`` (training sessions read), ``train_pairs`` (all
@@ -204,39 +248,42 @@ def convert_session(name, raw, out, valid_ratio=0.1, max_len=50, min_prefix=None
         )
 
     sessions = read_train_sessions(raw / TRAIN_FILE)
-    test = read_test_pairs(raw / TEST_FILE)
+    prefixes, labels = read_test_pairs(raw / TEST_FILE)
+    check_size(raw, sessions, prefixes, max_item_ids)
+    _check_item_ids(sessions, raw / TRAIN_FILE, "the training sessions")
+    _check_item_ids(prefixes, raw / TEST_FILE, "the test prefixes")
     n_valid = math.ceil(valid_ratio * len(sessions))
     if n_valid >= len(sessions):
         raise DatasetError(
             f"{raw / TRAIN_FILE} has {len(sessions)} sessions: too few to hold out {valid_ratio:.0%} "
             "for validation and still train. Lower --valid_ratio."
         )
-    train = prefix_pairs(sessions[:-n_valid], min_prefix)
-    valid = prefix_pairs(sessions[-n_valid:], min_prefix)
-    for part, pairs in (("training", train), ("validation", valid)):
-        if not pairs:
+    parts = {"train": sessions[:-n_valid], "valid": sessions[-n_valid:]}
+    counts = {part: count_pairs(part_sessions, min_prefix, max_len) for part, part_sessions in parts.items()}
+    for part, what in (("train", "training"), ("valid", "validation")):
+        if not counts[part][0]:
             raise DatasetError(
-                f"The {part} set of '{name}' would be empty (sessions shorter than "
+                f"The {what} set of '{name}' would be empty (sessions shorter than "
                 f"min_prefix + 1 = {min_prefix + 1} give no pairs). Check --min_prefix and --valid_ratio."
             )
 
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for part, prefix, pairs in zip(PARTS, ("tr", "va", "te"), (train, valid, test)):
+    pairs = {part: prefix_pairs(part_sessions, min_prefix, max_len) for part, part_sessions in parts.items()}
+    pairs["test"] = ((prefix[-max_len:], label) for prefix, label in zip(prefixes, labels))
+    files, rows = [], {}
+    for part, id_prefix in zip(PARTS, ("tr", "va", "te")):
         path = folder / f"{name}.{part}.inter"
-        rows = (
-            f"{prefix}{k}\t{' '.join(map(str, items[-max_len:]))}\t{target}\n" for k, (items, target) in enumerate(pairs)
+        lines = (
+            f"{id_prefix}{k}\t{' '.join(map(str, items))}\t{target}\n" for k, (items, target) in enumerate(pairs[part])
         )
-        write_atomic_file(path, SESSION_HEADER, rows)
+        rows[part] = write_atomic_file(path, SESSION_HEADER, lines)
         files.append(path)
     return {
         "sessions": len(sessions),
-        "train_pairs": len(train) + len(valid),
+        "train_pairs": rows["train"] + rows["valid"],
         "published_train_pairs": spec.train_pairs if spec and min_prefix == spec.min_prefix else None,
-        "train": len(train),
-        "valid": len(valid),
-        "test": len(test),
-        "truncated": sum(len(items) > max_len for items, _ in (*train, *valid, *test)),
+        **rows,
+        "truncated": counts["train"][1] + counts["valid"][1] + sum(len(p) > max_len for p in prefixes),
         "files": files,
     }
