@@ -28,7 +28,6 @@ protocols.
 """
 
 import hashlib
-import json
 import numbers
 import os
 import platform
@@ -229,19 +228,7 @@ def write_config_yaml(path, config_dict, command, title):
     if left_out:
         text += f"# Left out (not plain values): {', '.join(left_out)}\n"
     text += yaml.safe_dump(kept, sort_keys=True, default_flow_style=None)
-    _write_atomic(path, text)
-
-
-def _write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_json(path, record):
-    _write_atomic(path, json.dumps(record, indent=2) + "\n")
+    report.write_atomic(path, text)
 
 
 def _now():
@@ -356,7 +343,7 @@ def worker(args):
     record["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda_used else None
     record["gpu"] = torch.cuda.get_device_name() if cuda_used else None
     record["finished_at"] = _now()
-    _write_json(paths["run"], record)
+    report.write_json(paths["run"], record)
     return 0 if record["status"] == "ok" else 1
 
 
@@ -395,7 +382,7 @@ def launch(args, manifest, model, seed):
         record["traceback"] = paths["log"].read_text(errors="replace").rstrip().splitlines()[-ERROR_LINES:]
         record["finished_at"] = _now()
     record["process_seconds"] = seconds
-    _write_json(paths["run"], record)
+    report.write_json(paths["run"], record)
     return record
 
 
@@ -438,8 +425,10 @@ def _manifest(args, argv):
         else {},
     }
     path = Path(args.output) / report.MANIFEST
-    if path.is_file():
-        old = json.loads(path.read_text())
+    old = report.read_json(path) if path.is_file() else None
+    if path.is_file() and old is None:
+        print(f"{path} was unreadable (truncated or corrupt): rewriting it; runs whose file says ok are kept.")
+    if old is not None:
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise UsageError(
@@ -456,7 +445,7 @@ def _manifest(args, argv):
         "cwd": os.getcwd(),
         "updated_at": _now(),
     }
-    _write_json(path, manifest)
+    report.write_json(path, manifest)
     return manifest
 
 
@@ -484,7 +473,7 @@ def benchmark(args, argv):
         if unknown[model]:
             record = {**_base_record(manifest, model, seed, args.output), "error": unknown[model],
                       "config_file": None, "log_file": None, "finished_at": _now()}
-            _write_json(report.run_path(args.output, model, seed), record)
+            report.write_json(report.run_path(args.output, model, seed), record)
         else:
             record = launch(args, manifest, model, seed)
         print(f"{head} {_outcome(args, record)}", flush=True)

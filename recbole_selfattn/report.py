@@ -17,12 +17,18 @@ A row's test metrics are the mean and the sample standard deviation
 (``ddof=1``) over the seeds whose run succeeded; with one seed there is no
 standard deviation (blank) and ``n`` says so. A model with a failed or missing
 seed is marked ``FAILED`` (or ``incomplete``) with the reason, and keeps the
-statistics of its successful seeds.
+statistics of its successful seeds. A run file that is not a JSON record
+(e.g. truncated by a crash) counts as a failed run whose note says so; the
+benchmark command redoes it. Every file is written through a temporary file
+and ``os.replace``, so a crash never leaves a half-written one.
 """
 
 import csv
+import io
 import json
+import os
 import platform
+import tempfile
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +48,35 @@ def safe_name(model):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
 
 
+def read_json(path):
+    """The JSON object in ``path``, or ``None`` when the file is not one
+    (truncated, empty, or not an object)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder
+    and ``os.replace``: readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json(path, record):
+    write_atomic(path, json.dumps(record, indent=2) + "\n")
+
+
 def load_manifest(output):
     path = Path(output) / MANIFEST
     if not path.is_file():
@@ -49,13 +84,31 @@ def load_manifest(output):
             f"{path} does not exist: {output} holds no benchmark. Run the benchmark first "
             "(python -m recbole_selfattn.benchmark --models=... --dataset=... --output=...)."
         )
-    return json.loads(path.read_text())
+    manifest = read_json(path)
+    if manifest is None:
+        raise UsageError(
+            f"{path} is not a readable benchmark record (truncated or corrupt), so the models and seeds "
+            "of the table are unknown. Re-run the benchmark command that made this folder: it rewrites "
+            f"{MANIFEST}, skips the runs already done and redoes unreadable ones."
+        )
+    return manifest
 
 
 def load_run(output, model, seed):
-    """The run's record, or ``None`` when it has not been run."""
+    """The run's record, ``None`` when it has not been run, or a ``failed``
+    record saying so when its file is unreadable (the benchmark redoes it)."""
     path = run_path(output, model, seed)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if record is None or "status" not in record:
+        return {
+            "model": model,
+            "seed": seed,
+            "status": "failed",
+            "error": f"run file {path.name} is unreadable (truncated or corrupt); re-run the benchmark to redo it",
+        }
+    return record
 
 
 def summarise(model, seeds, records):
@@ -141,9 +194,9 @@ def write_report(output):
     rows = [summarise(m, seeds, recs) for m, recs in per_model.items()]
     header = _header(manifest, [r for recs in per_model.values() for r in recs])
     summary = {"benchmark": header, "rows": rows}
-    (output / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(output / "results.json", summary)
     write_csv(output / "results.csv", rows)
-    (output / "results.md").write_text(markdown(header, rows))
+    write_atomic(output / "results.md", markdown(header, rows))
     plot_metrics(output / "metrics.png", rows, header)
     plot_valid_curves(output / "valid_curves.png", per_model, header)
     return summary
@@ -160,15 +213,16 @@ def write_csv(path, rows):
         fields += [f"{key}_mean", f"{key}_std"]
     stats = ["best_epoch_mean", "seconds_per_epoch_mean", "wall_seconds_total", "peak_rss_mb_max", "peak_gpu_mb_max", "num_params"]
     fields += stats + ["note"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            line = {field: row[field] for field in ("model", "status", "n", "n_seeds", *stats, "note")}
-            for key in keys:
-                metric = row["metrics"].get(key, {})
-                line[f"{key}_mean"], line[f"{key}_std"] = metric.get("mean"), metric.get("std")
-            writer.writerow({k: "" if v is None else v for k, v in line.items()})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        line = {field: row[field] for field in ("model", "status", "n", "n_seeds", *stats, "note")}
+        for key in keys:
+            metric = row["metrics"].get(key, {})
+            line[f"{key}_mean"], line[f"{key}_std"] = metric.get("mean"), metric.get("std")
+        writer.writerow({k: "" if v is None else v for k, v in line.items()})
+    write_atomic(path, text.getvalue())
 
 
 def _label(key):

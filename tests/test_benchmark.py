@@ -221,6 +221,36 @@ def test_report_only_regenerates_the_same_tables_from_the_run_files(bench, tmp_p
     assert code == 2 and "holds no benchmark" in err
 
 
+def test_truncated_run_and_benchmark_files_are_reported_then_redone(bench, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "results"
+    shutil.copytree(bench.output, output)
+    argv = [a if not a.startswith("--output=") else f"--output={output}" for a in bench.argv]
+    run_file, manifest = output / "runs" / "Caser_seed2021.json", output / "benchmark.json"
+    run_file.write_text(run_file.read_text()[:100])  # a crash mid-write (before files were written atomically)
+
+    code, _, err = _main(["--report-only", f"--output={output}"])
+    assert code == 0, err
+    rows = {row["model"]: row for row in _json(output / "results.json")["rows"]}
+    assert rows["Caser"]["status"] == "FAILED" and rows["Caser"]["n"] == 1
+    assert "seed 2021: run file Caser_seed2021.json is unreadable" in rows["Caser"]["note"]
+    assert "unreadable" in {row[0]: row for row in _table((output / "results.md").read_text())}["Caser"][-1]
+
+    manifest.write_text(manifest.read_text()[:50])
+    code, _, err = _main(["--report-only", f"--output={output}"])
+    assert code == 2 and "benchmark.json is not a readable benchmark record" in err and "Re-run" in err
+
+    code, out, err = _main(argv)
+    assert code == 1, err  # NoSuchModel still fails
+    assert "benchmark.json was unreadable" in out
+    lines = _progress(out)
+    assert [line for line in lines if " done in " in line] == [line for line in lines if "Caser seed=2021" in line]
+    assert out.count("skipped (done)") == 3
+    assert _json(run_file)["status"] == "ok" and _json(manifest)["models"] == [*MODELS, "NoSuchModel"]
+    assert {row["model"]: row["status"] for row in _json(output / "results.json")["rows"]}["Caser"] == "ok"
+    assert not list(output.rglob("*.tmp"))  # every file was written through a temporary file and renamed
+
+
 def test_a_folder_with_other_settings_is_refused(bench, monkeypatch):
     monkeypatch.chdir(bench.root)
     code, out, err = _main([*bench.argv, "--epochs=2"])
