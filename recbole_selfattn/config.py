@@ -30,6 +30,9 @@ from recbole_selfattn import distributed
 from recbole_selfattn.errors import ConfigError, UsageError
 from recbole_selfattn.utils import get_model
 
+# No sane run exceeds it; far above it Adam's update overflows float32.
+MAX_LEARNING_RATE = 10
+
 
 def properties_dir():
     """The plugin's ``properties/`` folder: inside the package in a wheel,
@@ -40,6 +43,97 @@ def properties_dir():
             return candidate
     raise FileNotFoundError(f"recbole-selfattn's properties/ folder is missing near {package}")
 
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(minimum):
+    return lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}"
+
+
+def _is_topk(value):
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(_is_int(k) and k >= 1 for k in values)
+
+
+def _is_port(value):
+    return (_is_int(value) or (isinstance(value, str) and value.isdigit())) and 1 <= int(value) <= 65535
+
+
+# key: (test, what a valid value is). Checked before RecBole sets its
+# defaults, so a mistyped value fails here instead of deep inside numpy,
+# torch or torch.distributed.
+COMMON_VALUES = {
+    "seed": (lambda v: _is_int(v) and 0 <= v <= 2**31 - 1, "an integer between 0 and 2147483647"),
+    "reproducibility": (lambda v: isinstance(v, bool), "True or False"),
+    "epochs": _at_least(0),
+    "train_batch_size": _at_least(1),
+    "eval_batch_size": _at_least(1),
+    "learning_rate": (
+        lambda v: _is_number(v) and 0 < v <= MAX_LEARNING_RATE,
+        f"a number > 0 and <= {MAX_LEARNING_RATE} (typical values lie between 1e-4 and 1e-2)",
+    ),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "clip_grad_norm": (lambda v: isinstance(v, dict), "a dict of clip_grad_norm_ arguments, e.g. \"{'max_norm': 5}\""),
+    "stopping_step": _at_least(1),
+    "eval_step": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0 turns validation off)"),
+    "topk": (_is_topk, "an integer >= 1 or a list of them, e.g. [10, 20]"),
+    "worker": _at_least(0),
+    "show_progress": (lambda v: isinstance(v, bool), "True or False"),
+    "MAX_ITEM_LIST_LENGTH": _at_least(1),
+    "embedding_size": _at_least(1),
+    "nproc": _at_least(1),
+    "world_size": (lambda v: _is_int(v) and (v == -1 or v >= 1), "-1 (one process per --nproc) or an integer >= 1"),
+    "offset": _at_least(0),
+    "port": (_is_port, "a TCP port number between 1 and 65535"),
+}
+
+
+def _check_config_file(file):
+    """Raise :class:`ConfigError` unless ``file`` is an existing regular file."""
+    if os.path.isdir(file):
+        raise ConfigError(
+            f"Config file '{file}' is a directory. Give --config_files the YAML files themselves "
+            f"(e.g. --config_files={os.path.join(file, 'my.yaml')})."
+        )
+    if not os.path.isfile(file):
+        raise ConfigError(
+            f"Config file '{file}' does not exist. Check the path given to "
+            "--config_files (paths are relative to the current directory)."
+        )
+
+
+def _read_config_file(file, loader):
+    """The ``key: value`` pairs of one config file (empty file: none).
+
+    Raises :class:`ConfigError` naming the file, and the line where YAML
+    reports it, when the file is not UTF-8 YAML holding a mapping."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            content = yaml.load(f.read(), Loader=loader)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"Config file '{file}' is not UTF-8 text ({e.reason}). Save it as UTF-8 YAML.") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(
+            f"Config file '{file}'{where} is not valid YAML: {problem}. "
+            "Each line should read `key: value`; fix the file and run again."
+        ) from e
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(
+            f"Config file '{file}' holds a {type(content).__name__}, not `key: value` lines. "
+            "Write one `key: value` per line (e.g. `learning_rate: 0.001`)."
+        )
+    return content
 
 class Config(RecBoleConfig):
     """RecBole ``Config`` that knows the plugin's models and property files.
@@ -56,23 +150,26 @@ class Config(RecBoleConfig):
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
         self._cmd_args = sys.argv[1:] if cmd_args is None else list(cmd_args)
         for file in config_file_list or []:
-            if not os.path.isfile(file):
-                raise ConfigError(
-                    f"Config file '{file}' does not exist. Check the path given to "
-                    "--config_files (paths are relative to the current directory)."
-                )
+            _check_config_file(file)
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
         except UsageError:
             raise
         except yaml.YAMLError as e:
-            raise ConfigError(f"A config file is not valid YAML: {e}. Fix the file and run again.") from e
+            raise ConfigError(f"A property file is not valid YAML: {e}. Fix the file and run again.") from e
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, AssertionError) as e:
             raise ConfigError(
                 f"Invalid configuration: {e}. Fix that value in your config file, config dict "
                 "or --key=value option; RecBole's documentation lists each key's meaning."
             ) from e
-        self._check_common_values()
+        self._check_valid_metric()
+
+    def _load_config_files(self, file_list):
+        """RecBole's file loading, with errors that name the file (and line)."""
+        file_config_dict = {}
+        for file in file_list or []:
+            file_config_dict.update(_read_config_file(file, self.yaml_loader))
+        return file_config_dict
 
     def _load_cmd_line(self):
         cmd_config_dict = {}
@@ -117,6 +214,7 @@ class Config(RecBoleConfig):
                     self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
 
     def _set_default_parameters(self):
+        self._check_common_values()  # before RecBole's own use of them
         super()._set_default_parameters()
         # RecBole always points ml-100k at its bundled copy; honour a data_path
         # the user set explicitly when it holds the dataset.
@@ -135,24 +233,17 @@ class Config(RecBoleConfig):
             super()._init_device()
 
     def _check_common_values(self):
-        checks = {
-            "epochs": (int, lambda v: v >= 0, "an integer >= 0"),
-            "train_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
-            "eval_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
-            "learning_rate": ((int, float), lambda v: v > 0 and math.isfinite(v), "a number > 0"),
-            "stopping_step": (int, lambda v: v >= 1, "an integer >= 1"),
-            "MAX_ITEM_LIST_LENGTH": (int, lambda v: v >= 1, "an integer >= 1"),
-            "embedding_size": (int, lambda v: v >= 1, "an integer >= 1"),
-        }
-        for key, (types, ok, expected) in checks.items():
-            if key in self.final_config_dict and self.final_config_dict[key] is not None:
-                require(self, key, lambda v, t=types, f=ok: isinstance(v, t) and not isinstance(v, bool) and f(v), expected)
+        """Check the values every run uses before RecBole or torch trips over them."""
+        for key, (ok, expected) in COMMON_VALUES.items():
+            if self.final_config_dict.get(key) is not None:
+                require(self, key, ok, expected)
+
+    def _check_valid_metric(self):
         valid_metric = self.final_config_dict["valid_metric"]
-        known = {f"{m}@{k}".lower() for m in self.final_config_dict["metrics"] for k in self.final_config_dict["topk"]}
-        if valid_metric.lower() not in known:
+        computed = [f"{m}@{k}" for m in self.final_config_dict["metrics"] for k in self.final_config_dict["topk"]]
+        if valid_metric.lower() not in {name.lower() for name in computed}:
             raise ConfigError(
-                f"valid_metric '{valid_metric}' is not among the computed metrics "
-                f"({', '.join(f'{m}@{k}' for m in self.final_config_dict['metrics'] for k in self.final_config_dict['topk'])}). "
+                f"valid_metric '{valid_metric}' is not among the computed metrics ({', '.join(computed)}). "
                 "Set --valid_metric to one of them, or add its metric/topk."
             )
 

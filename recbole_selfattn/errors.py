@@ -32,3 +32,7 @@ class NonFiniteLossError(RuntimeError):
             "The run diverged; lower `learning_rate`, raise `reg_weight`, or set "
             "`clip_grad_norm` (e.g. --clip_grad_norm=\"{'max_norm': 5}\") and run again."
         )
+
+    def __reduce__(self):
+        # Picklable, so a distributed rank can send it to the parent process.
+        return type(self), (self.epoch, self.batch, self.value)

@@ -54,9 +54,10 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
-    logger.info(config)
-
+    # create_dataset checks the dataset first: a bad dataset is reported
+    # before the long config dump, not after it.
     dataset = create_dataset(config)
+    logger.info(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 

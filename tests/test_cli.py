@@ -112,6 +112,18 @@ def test_malformed_inter_file(content, expected, tiny_data, capsys):
         ("--metrics=['Foo']", "Invalid configuration"),
         ("--config_files=missing.yaml", "Config file 'missing.yaml' does not exist"),
         ("stray", "Unrecognised argument 'stray'"),
+        ("--seed=abc", "seed='abc' is invalid: seed must be an integer"),
+        ("--nproc=abc", "nproc='abc' is invalid: nproc must be an integer >= 1"),
+        ("--world_size=0", "world_size=0 is invalid"),
+        ("--port=abc", "port='abc' is invalid: port must be a TCP port number"),
+        ("--offset=-1", "offset=-1 is invalid"),
+        ("--eval_step=-1", "eval_step=-1 is invalid"),
+        ("--topk=[5,'a']", "topk=[5, 'a'] is invalid: topk must be an integer >= 1 or a list of them"),
+        ("--topk=0", "topk=0 is invalid"),
+        ("--learning_rate=1e38", "learning_rate=1e+38 is invalid: learning_rate must be a number > 0 and <= 10"),
+        ("--weight_decay=-0.1", "weight_decay=-0.1 is invalid"),
+        ("--clip_grad_norm=5", "clip_grad_norm=5 is invalid: clip_grad_norm must be a dict"),
+        ("--reproducibility=no", "reproducibility='no' is invalid: reproducibility must be True or False"),
     ],
 )
 def test_invalid_config_value(option, expected, tiny_data, capsys):
@@ -119,3 +131,44 @@ def test_invalid_config_value(option, expected, tiny_data, capsys):
     args = [a for a in _args(tiny_data) if not a.startswith(f"--{key}=")]
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *args, option]) == 2
     assert expected in _one_paragraph_error(capsys)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("epochs: 1\ntopk: [5, 10\n", "Config file '{file}', line 3, column 1 is not valid YAML"),
+        ("epochs: 1\n  learning_rate: 0.1\n", "Config file '{file}', line 2, column 16 is not valid YAML"),
+        ("- epochs\n- 1\n", "Config file '{file}' holds a list, not `key: value` lines"),
+    ],
+)
+def test_bad_config_file_is_named_with_its_line(content, expected, tiny_data, tmp_path, capsys):
+    conf = tmp_path / "bad.yaml"
+    conf.write_text(content)
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", f"--config_files={conf}", *_args(tiny_data)]) == 2
+    assert expected.format(file=conf) in _one_paragraph_error(capsys)
+
+
+def test_empty_config_file_is_accepted(tiny_data, tmp_path, capsys):
+    conf = tmp_path / "empty.yaml"
+    conf.write_text("# nothing set yet\n")
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", f"--config_files={conf}", *_args(tiny_data)]) == 0
+
+
+def test_config_file_that_is_a_directory(tiny_data, tmp_path, capsys):
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", f"--config_files={tmp_path}", *_args(tiny_data)]) == 2
+    err = _one_paragraph_error(capsys)
+    assert f"Config file '{tmp_path}' is a directory" in err and "does not exist" not in err
+
+
+def test_dataset_error_comes_before_the_config_log(tiny_data, tmp_path):
+    """With state=INFO RecBole logs ~100 lines of config: a bad dataset must be
+    reported before them, as the first thing the user reads."""
+    (tiny_data / "tiny" / "tiny.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\nu1\ti1\n")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "run.py"), "--model=GRU4Rec", "--dataset=tiny", *_args(tiny_data)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert lines[0].startswith("error: ") and "line 2: 2 values for 3 header columns" in lines[0], lines[:5]
+    assert "learning_rate" not in proc.stderr  # no config dump at all

@@ -3,10 +3,12 @@
 * the session datasets' YAML + converted benchmark files train SASRec and
   evaluate exactly the given test pairs;
 * ml-1m's YAML reproduces RecBole's benchmark filtering on the real file
-  (skipped where the shared datasets are not beside the repository);
+  (skipped when ``../shared/datasets/ml-1m`` is absent; set
+  ``RECBOLE_SELFATTN_DATASETS`` to use another datasets folder);
 * the benchmark protocol files load through the plugin's Config.
 """
 
+import os
 import pickle
 import time
 from pathlib import Path
@@ -16,13 +18,14 @@ import pytest
 from recbole_selfattn import quick_start
 from recbole_selfattn.config import Config, properties_dir
 from recbole_selfattn.data import create_dataset
-from recbole_selfattn.data.convert import ML1M_SOURCES, convert_ml1m
+from recbole_selfattn.data.convert import convert_ml1m
 from recbole_selfattn.data.session import convert_session
 from recbole_selfattn.errors import DatasetError
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_ML1M = [REPO.parent / "shared" / "datasets" / "ml-1m", Path("/work/shared/datasets/ml-1m")]
+SHARED_DATASETS = Path(os.environ.get("RECBOLE_SELFATTN_DATASETS", REPO.parent / "shared" / "datasets"))
+SHARED_ML1M = SHARED_DATASETS / "ml-1m"
 
 
 def _session_config(data_path, **overrides):
@@ -107,14 +110,7 @@ def test_session_yaml_rejects_sequences_longer_than_max_item_list_length(tmp_pat
         quick_start.run("SASRec", "tmall", config_dict=_session_config(tmp_path / "data", MAX_ITEM_LIST_LENGTH=4), cmd_args=[])
 
 
-def _shared_ml1m():
-    for folder in SHARED_ML1M:
-        if any((folder / name).is_file() for name, _, _ in ML1M_SOURCES):
-            return folder
-    return None
-
-
-@pytest.mark.skipif(_shared_ml1m() is None, reason="the shared ml-1m dataset is not beside the repository")
+@pytest.mark.skipif(not SHARED_ML1M.is_dir(), reason=f"the shared ml-1m dataset ({SHARED_ML1M}) is absent")
 def test_ml1m_yaml_reproduces_recbole_benchmark_counts(tmp_path, monkeypatch):
     """ratings >= 3, then 10-core users and items: 834,449 interactions of
     6,033 users on 3,123 items. RecBole counts the padding id in ``user_num``
@@ -123,7 +119,7 @@ def test_ml1m_yaml_reproduces_recbole_benchmark_counts(tmp_path, monkeypatch):
     10 interactions, and one of them has no rating >= 3 at all."""
     monkeypatch.chdir(tmp_path)
     start = time.perf_counter()
-    convert_ml1m(_shared_ml1m(), tmp_path / "data")
+    convert_ml1m(SHARED_ML1M, tmp_path / "data")
     config = Config("SASRec", "ml-1m", config_dict=_session_config(tmp_path / "data"), cmd_args=[])
     assert config["val_interval"] == {"rating": "[3,inf)"}
     dataset = create_dataset(config)

@@ -127,3 +127,16 @@ def test_wheel_ships_property_files_and_works_elsewhere(tmp_path):
         "assert all(c[k] == v for k, v in keys.items()), keys" % str(site)
     )
     subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": ""}, check=True)
+
+
+def test_common_values_accept_every_legitimate_form(tiny_data, tmp_path):
+    """The value checks reject mistypes only: RecBole's own spellings pass."""
+    conf = tmp_path / "port.yaml"
+    conf.write_text("port: '29500'\n")  # a string, as RecBole's own examples write it
+    config = Config(
+        "SASRec", "tiny", [str(conf)], {"data_path": str(tiny_data)},
+        cmd_args=["--topk=10", "--eval_step=0", "--world_size=-1", "--learning_rate=10", "--seed=0",
+                  "--clip_grad_norm={'max_norm': 5}", "--reproducibility=false", "--valid_metric=NDCG@10"],
+    )
+    assert config["topk"] == [10] and config["port"] == "29500" and config["reproducibility"] is False
+    assert config["clip_grad_norm"] == {"max_norm": 5} and config["learning_rate"] == 10
