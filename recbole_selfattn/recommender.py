@@ -124,7 +124,7 @@ class Recommender:
             scores[torch.tensor(excluded)] = -torch.inf
             candidates -= len(excluded)
         top = torch.topk(scores, min(k, candidates)).indices.cpu().numpy()
-        return list(self.dataset.id2token(self.dataset.iid_field, top))
+        return [str(token) for token in self.dataset.id2token(self.dataset.iid_field, top)]
 
     def _interaction(self, ids, user):
         item_seq = torch.zeros(1, self.config["MAX_ITEM_LIST_LENGTH"], dtype=torch.long)

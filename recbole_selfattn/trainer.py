@@ -76,13 +76,14 @@ class SequentialTrainer(Trainer):
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _check_vocabulary(self, saved):
-        for field, tokens in (saved or {}).items():
-            if self._vocabulary.get(field) != tokens:
-                raise CheckpointError(
-                    f"Checkpoint {self.saved_model_file} was trained on other {field} tokens (or the same "
-                    f"tokens in another order) than this dataset has, so its ids would mean other "
-                    f"{field}s: resume on the data it was trained on, or drop --checkpoint to start afresh."
-                )
+        changed = [field for field, tokens in (saved or {}).items() if self._vocabulary.get(field) != tokens]
+        if changed:
+            fields = " and ".join(changed)
+            raise CheckpointError(
+                f"Checkpoint {self.saved_model_file} was trained on other {fields} tokens than this dataset "
+                f"has (or on the same tokens in another order), so its ids would stand for other {fields} "
+                "values: resume on the data it was trained on, or drop --checkpoint to start afresh."
+            )
 
     def _rng_state(self):
         kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
