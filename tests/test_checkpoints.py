@@ -339,3 +339,13 @@ def test_exclude_history_returns_fewer_items_when_few_are_left(tiny_data):
     history = [f"i{i}" for i in range(1, 28)]  # 27 of the 30 items, longer than MAX_ITEM_LIST_LENGTH=10
     top = recommend(model_file, history, k=10, exclude_history=True)
     assert sorted(top) == ["i28", "i29", "i30"]
+
+
+@pytest.mark.parametrize("model, overrides", [("AttRec", {"omega": 0.5}), ("MTAW", {}), ("MIND", {})])
+def test_plugin_models_recommend_from_the_checkpoint_alone(model, overrides, tiny_data):
+    model_file = _run(model, tiny_data, epochs=1, **overrides)["model_file"]
+    shutil.rmtree(tiny_data)
+    recommender = Recommender(model_file)
+    assert recommender.dataset.num("item_id") == 31 and recommender.dataset.num("user_id") == 61
+    top = recommender.recommend(["i3", "i4", "i5"], k=5, user="u2")
+    assert len(set(top)) == 5 and all(t in {f"i{i}" for i in range(1, 31)} for t in top)
