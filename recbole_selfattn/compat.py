@@ -8,12 +8,17 @@ RecBole code runs. Each fix is small, idempotent and has a test in
   RecBole's ``Config.compatibility_settings``) and ``np.bool8`` (used by
   ray 2.6, which RecBole's Ray Tune path imports). They come back as aliases
   of their numpy-2 names.
-* **torch >= 2.6** loads with ``weights_only=True`` by default, which cannot
-  read RecBole's checkpoints (they pickle the ``Config``), so
-  ``Trainer.resume_checkpoint`` and ``Trainer.evaluate(load_best_model=True)``
-  fail. RecBole's trainer module, which only reads checkpoints it wrote
-  itself, gets a ``torch`` whose ``load`` keeps the pre-2.6 default; the rest
-  of the process keeps torch's safe default.
+* **Checkpoints** pickle RecBole's ``Config``, so they can only be read with
+  ``weights_only=False``, which runs whatever code a crafted file holds (and
+  torch >= 2.6 refuses them by default). RecBole's ``Trainer`` saves plain
+  data instead, atomically (:mod:`recbole_selfattn.checkpoint`), and its
+  trainer module gets a ``torch`` whose ``load`` is
+  :func:`recbole_selfattn.checkpoint.load`: weights only on any torch, and a
+  one-paragraph error for a file that is not such a checkpoint.
+* **Run names** (RecBole's ``get_local_time``, in checkpoint and log file
+  names) change once a second, so two runs started in the same second share
+  a log file. Log files get :func:`unique_local_time` (time, process id,
+  counter, random suffix); so do the plugin trainer's checkpoints.
 * **setuptools >= 82** has no ``pkg_resources``, which ray 2.6 imports, and
   ``recbole.quick_start`` imports ray at module level. This package never
   imports ``recbole.quick_start``: it has its own pipeline and checkpoint
@@ -32,10 +37,16 @@ CPU (gloo) is :mod:`recbole_selfattn.distributed`, applied here too.
 """
 
 import importlib
+import itertools
+import os
+import secrets
 import types
 
 import numpy as np
 import torch
+from recbole.utils import get_local_time, set_color
+
+from recbole_selfattn import checkpoint
 
 _NUMPY_ALIASES = {
     "float_": "float64",
@@ -51,9 +62,10 @@ def _restore_numpy_aliases():
             setattr(np, old, getattr(np, new))
 
 
-class _TorchForTrustedCheckpoints(types.ModuleType):
-    """``torch`` as RecBole's trainer sees it: ``load`` unpickles the whole
-    checkpoint (``weights_only=False``) unless the caller says otherwise."""
+class _TorchWithSafeCheckpoints(types.ModuleType):
+    """``torch`` as RecBole's trainer module sees it: ``load`` is
+    :func:`recbole_selfattn.checkpoint.load` (weights only, whatever the
+    caller asks)."""
 
     def __init__(self):
         super().__init__("torch")
@@ -62,16 +74,42 @@ class _TorchForTrustedCheckpoints(types.ModuleType):
         return getattr(torch, name)
 
     @staticmethod
-    def load(f, *args, **kwargs):
-        kwargs.setdefault("weights_only", False)
-        return torch.load(f, *args, **kwargs)
+    def load(f, map_location=None, **kwargs):
+        return checkpoint.load(f, map_location=map_location)
 
 
-def _trust_trainer_checkpoints():
+def _save_plain_checkpoint(trainer, epoch, verbose=True, **kwargs):
+    """RecBole's ``Trainer._save_checkpoint``, storing plain data atomically."""
+    if not trainer.config["single_spec"] and trainer.config["local_rank"] != 0:
+        return
+    saved_model_file = kwargs.pop("saved_model_file", trainer.saved_model_file)
+    checkpoint.save(checkpoint.trainer_state(trainer, epoch), saved_model_file)
+    if verbose:
+        trainer.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+
+def _safe_trainer_checkpoints():
     import recbole.trainer.trainer as trainer_module
 
-    if not isinstance(trainer_module.torch, _TorchForTrustedCheckpoints):
-        trainer_module.torch = _TorchForTrustedCheckpoints()
+    trainer_module.Trainer._save_checkpoint = _save_plain_checkpoint
+    if not isinstance(trainer_module.torch, _TorchWithSafeCheckpoints):
+        trainer_module.torch = _TorchWithSafeCheckpoints()
+
+
+_RUN_NUMBERS = itertools.count(1)
+
+
+def unique_local_time():
+    """RecBole's ``get_local_time()`` plus what tells apart runs started in
+    the same second: process id, a counter within the process, and a random
+    suffix (processes on different hosts sharing a folder)."""
+    return f"{get_local_time()}-{os.getpid()}.{next(_RUN_NUMBERS)}-{secrets.token_hex(2)}"
+
+
+def _unique_log_names():
+    import recbole.utils.logger as logger_module
+
+    logger_module.get_local_time = unique_local_time
 
 
 _SINE_MODULE = "recbole.model.sequential_recommender.sine"
@@ -86,6 +124,7 @@ def apply():
     from recbole_selfattn import distributed
 
     _restore_numpy_aliases()
-    _trust_trainer_checkpoints()
+    _safe_trainer_checkpoints()
+    _unique_log_names()
     _undo_sine_anomaly_detection()
     distributed.apply()

@@ -11,7 +11,7 @@ from logging import getLogger
 
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_selfattn import distributed
+from recbole_selfattn import checkpoint, distributed
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
 from recbole_selfattn.data.atomic import check_dataset_files
@@ -37,9 +37,12 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
         ``test_result``, ``epoch_seconds``, ``valid_curve``, ``best_epoch``,
-        ``num_params``, ``wall_seconds``, ``model_file``, ``config``.
+        ``num_params``, ``wall_seconds``, ``model_file``, ``config``. After a
+        resume, ``valid_curve``, ``best_epoch`` and ``best_valid_result``
+        include the checkpoint's epochs (``epoch_seconds`` only this run's).
     """
     config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
+    checkpoint.check_run_options(config)  # before any data is loaded or process started
     if (config["nproc"] or 1) > 1 or (config["world_size"] or -1) > 1:
         ensure_dataset(config)  # download once, before the processes start
         check_dataset_files(config)
@@ -75,19 +78,14 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    curve = trainer.valid_curve
-    best_epoch = None
-    if curve:
-        pick = max if config["valid_metric_bigger"] else min
-        best_epoch = (curve.index(pick(curve)) + 1) * config["eval_step"]
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result or {}),
         "epoch_seconds": list(trainer.epoch_seconds),
-        "valid_curve": list(curve),
-        "best_epoch": best_epoch,
+        "valid_curve": list(trainer.valid_curve),
+        "best_epoch": trainer.best_epoch,
         "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "wall_seconds": time.perf_counter() - start,
         "model_file": trainer.saved_model_file if saved else None,

@@ -6,47 +6,91 @@ adds:
 * a finite-loss check on every batch: a NaN/inf loss stops training with
   :class:`~recbole_selfattn.errors.NonFiniteLossError` naming the epoch and
   batch (RecBole only notices at the end of an epoch, without saying where);
-* ``epoch_seconds`` and ``valid_curve``: training seconds per epoch and the
-  validation metric after each evaluation, for leaderboards and plots;
+* ``epoch_seconds``, ``valid_curve`` and ``best_epoch``: training seconds per
+  epoch, the validation metric after each evaluation, and the number of
+  epochs behind the best checkpoint, for leaderboards and plots;
+* safe checkpoints (:mod:`recbole_selfattn.checkpoint`): plain data loaded
+  with ``weights_only=True``, written atomically, named uniquely per run
+  (two runs started in the same second do not share a file);
+* everything a resumed run (``checkpoint=<file>``) needs to continue exactly
+  as the uninterrupted run would have: random-number state (torch, numpy,
+  Python and the training loader's shuffling generator), the validation
+  curve, best epoch and best validation result so far, and the token
+  vocabulary, which must match the data the run resumes on;
 * a barrier before loading the best checkpoint in distributed runs: rank 0
-  writes the file while other ranks would otherwise read it half-written;
-* random-number state in every checkpoint (torch, numpy, Python and the
-  training loader's shuffling generator), so a run resumed with
-  ``checkpoint=<file>`` continues exactly as the uninterrupted run would have.
+  writes the file while other ranks would otherwise read it half-written.
 """
 
 import itertools
+import os
 import random
 import time
 
 import numpy as np
 import torch
 from recbole.trainer import Trainer
-from recbole.utils import set_color
+from recbole.utils import early_stopping, set_color
 
+from recbole_selfattn import checkpoint
+from recbole_selfattn.checkpoint import CheckpointError
+from recbole_selfattn.compat import unique_local_time
 from recbole_selfattn.errors import NonFiniteLossError
+
+
+def token_vocabulary(dataset):
+    """The user and item tokens of ``dataset`` in id order (id 0 is padding)."""
+    fields = (dataset.uid_field, dataset.iid_field)
+    return {field: [str(t) for t in dataset.field2id_token[field]] for field in fields if field}
 
 
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
+        self.saved_model_file = self._unique_model_file()
         self.epoch_seconds = []
         self.valid_curve = []
+        self.best_epoch = None
+        self._epoch_idx = None
         self._train_data = None
-        self._resumed_rng_state = None
+        self._vocabulary = None
+        self._resumed = None  # the checkpoint read by resume_checkpoint, until fit has checked it
+
+    def _unique_model_file(self):
+        """``<Model>-<time>-<pid>.<n>-<random>.pth``; in a distributed run
+        every rank takes rank 0's name, the file rank 0 writes."""
+        name = f"{self.config['model']}-{unique_local_time()}.pth"
+        if not self.config["single_spec"]:
+            names = [name]
+            torch.distributed.broadcast_object_list(names, src=0)
+            name = names[0]
+        return os.path.join(self.checkpoint_dir, name)
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data = train_data
-        if self._resumed_rng_state is not None:
-            self._set_rng_state(self._resumed_rng_state)
-            self._resumed_rng_state = None
+        self._vocabulary = token_vocabulary(train_data._dataset)
+        if self._resumed is not None:
+            self._check_vocabulary(self._resumed.get("vocab"))
+            if self._resumed.get("rng_state") is not None:
+                self._set_rng_state(self._resumed["rng_state"])
+            self._resumed = None
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
+    def _check_vocabulary(self, saved):
+        changed = [field for field, tokens in (saved or {}).items() if self._vocabulary.get(field) != tokens]
+        if changed:
+            fields = " and ".join(changed)
+            raise CheckpointError(
+                f"Checkpoint {self.saved_model_file} was trained on other {fields} tokens than this dataset "
+                f"has (or on the same tokens in another order), so its ids would stand for other {fields} "
+                "values: resume on the data it was trained on, or drop --checkpoint to start afresh."
+            )
+
     def _rng_state(self):
+        kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
         return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": np.random.get_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)],
             "python": random.getstate(),
             "train_loader": self._train_data.generator.get_state() if self._train_data is not None else None,
         }
@@ -55,33 +99,66 @@ class SequentialTrainer(Trainer):
         torch.set_rng_state(state["torch"])
         if state["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        np.random.set_state(state["numpy"])
+        kind, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
         random.setstate(state["python"])
         if state["train_loader"] is not None:
             self._train_data.generator.set_state(state["train_loader"])
+
+    def _checkpoint_state(self, epoch):
+        return {
+            **checkpoint.trainer_state(self, epoch),
+            "best_valid_result": checkpoint.plain(self.best_valid_result),
+            "best_epoch": self.best_epoch,
+            "valid_curve": list(self.valid_curve),
+            "vocab": self._vocabulary,
+            "rng_state": self._rng_state(),
+        }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
-            "config": self.config,
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": self.best_valid_score,
-            "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng_state": self._rng_state(),
-        }
-        torch.save(state, saved_model_file, pickle_protocol=4)
+        checkpoint.save(self._checkpoint_state(epoch), saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def resume_checkpoint(self, resume_file):
-        super().resume_checkpoint(resume_file)
-        checkpoint = torch.load(resume_file, map_location="cpu", weights_only=False)
-        self._resumed_rng_state = checkpoint.get("rng_state")
+        """Continue the run saved in ``resume_file``; later saves replace that
+        file, atomically. The token vocabulary and random state are applied
+        by :meth:`fit`, which sees the training data."""
+        resume_file = str(resume_file)
+        state = checkpoint.load(resume_file, map_location=self.device)
+        checkpoint.check_epochs(resume_file, state, self.epochs)
+        self.saved_model_file = resume_file
+        self.start_epoch = state["epoch"] + 1
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.best_valid_result = state.get("best_valid_result")
+        self.best_epoch = state.get("best_epoch")
+        self.valid_curve = list(state.get("valid_curve", []))
+        self._load_weights(resume_file, state)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as e:
+            raise CheckpointError(
+                f"Checkpoint {resume_file}'s optimizer state does not fit this run's optimizer ({e}): "
+                "resume with the learner it was trained with."
+            ) from None
+        self._resumed = state
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _load_weights(self, checkpoint_file, state):
+        try:
+            self.model.load_state_dict(state["state_dict"])
+        except RuntimeError as e:
+            detail = " ".join(str(e).split())
+            raise CheckpointError(
+                f"Checkpoint {checkpoint_file} does not fit this {self.config['model']} model "
+                f"({detail[:300]}): resume with the dataset and the model settings (e.g. embedding_size) "
+                "it was trained with, or drop --checkpoint to start afresh."
+            ) from None
+        self.model.load_other_parameter(state.get("other_parameter"))
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         loss_func = loss_func or self.model.calculate_loss
@@ -95,18 +172,36 @@ class SequentialTrainer(Trainer):
                     raise NonFiniteLossError(epoch_idx, batch_idx, loss.detach().cpu().flatten()[0].item())
             return losses
 
+        self._epoch_idx = epoch_idx
         start = time.perf_counter()
         total_loss = super()._train_epoch(train_data, epoch_idx, checked_loss, show_progress)
         self.epoch_seconds.append(time.perf_counter() - start)
         return total_loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
+        """RecBole's validation, recording the curve; an evaluation that
+        :meth:`fit` will count as the new best (RecBole's ``early_stopping``
+        rule) also sets ``best_epoch`` and ``best_valid_result`` here, before
+        :meth:`fit` saves the checkpoint that stores them."""
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         self.valid_curve.append(float(valid_score))
+        *_, improved = early_stopping(
+            valid_score, self.best_valid_score, self.cur_step, self.stopping_step, self.valid_metric_bigger
+        )
+        if improved:
+            self.best_epoch = self._epoch_idx + 1
+            self.best_valid_result = valid_result
         return valid_score, valid_result
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if load_best_model and not self.config["single_spec"]:
-            torch.distributed.barrier()
-        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        """RecBole's ``evaluate``; the best model is read with
+        :func:`recbole_selfattn.checkpoint.load` (weights only)."""
+        if load_best_model:
+            if not self.config["single_spec"]:
+                torch.distributed.barrier()
+            if eval_data:
+                checkpoint_file = model_file or self.saved_model_file
+                self._load_weights(checkpoint_file, checkpoint.load(checkpoint_file, map_location=self.device))
+                self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)

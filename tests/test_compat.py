@@ -1,7 +1,6 @@
 """The runtime fixes of recbole_selfattn.compat, each shown to be needed."""
 
 import os
-import pickle
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
 from recbole_selfattn import compat
+from recbole_selfattn.errors import UsageError
 from tests.conftest import tiny_config
 
 
@@ -46,25 +46,39 @@ def _train_one_epoch_with_recbole(data_path):
 
 
 def test_recbole_trainer_reloads_its_best_checkpoint(tiny_data):
-    """RecBole's own Trainer: save the best checkpoint, then evaluate(load_best_model=True)."""
+    """RecBole's own Trainer: save the best checkpoint, then evaluate(load_best_model=True)
+    and resume, all from a file that torch reads weights-only (plain data, no pickled Config)."""
     trainer, test_data = _train_one_epoch_with_recbole(tiny_data)
     assert os.path.isfile(trainer.saved_model_file)
+    saved = torch.load(trainer.saved_model_file, weights_only=True)
+    assert saved["config"]["model"] == "GRU4Rec" and saved["config"]["device"] == "cpu"
     result = trainer.evaluate(test_data, load_best_model=True)
     assert 0.0 <= result["ndcg@10"] <= 1.0
     trainer.resume_checkpoint(trainer.saved_model_file)
     assert trainer.start_epoch == 1
-    if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6):
-        # Without the fix: torch's default weights_only=True refuses the checkpoint.
-        with pytest.raises(pickle.UnpicklingError):
-            torch.load(trainer.saved_model_file)
 
 
-def test_safe_default_kept_outside_recbole_trainer(tmp_path):
-    path = tmp_path / "obj.pt"
-    torch.save({"obj": object()}, path)
-    if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6):
-        with pytest.raises(pickle.UnpicklingError):
-            torch.load(path)
+class _CreatesFile:
+    """Unpickling this calls os.system: a crafted checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.path}",)
+
+
+def test_recbole_trainer_refuses_a_crafted_checkpoint(tiny_data, tmp_path):
+    """RecBole's trainer module reads checkpoints weights-only: nothing in the file runs."""
+    trainer, test_data = _train_one_epoch_with_recbole(tiny_data)
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "crafted.pth"
+    torch.save({"config": {"model": "GRU4Rec"}, "payload": _CreatesFile(marker)}, crafted)
+    with pytest.raises(UsageError, match="could not be read safely"):
+        trainer.resume_checkpoint(crafted)
+    with pytest.raises(UsageError, match="could not be read safely"):
+        trainer.evaluate(test_data, load_best_model=True, model_file=str(crafted))
+    assert not marker.exists()
 
 
 def test_import_does_not_import_ray():
