@@ -41,7 +41,7 @@ Commands for the committed tables (data under ``dataset/``, see
 
     python benchmarks/speed.py --dataset=ml-100k --batches=20
     python benchmarks/speed.py --dataset=ml-1m --config_files=properties/benchmark/ml-1m.yaml \\
-        --model_configs=properties/benchmark/ml-1m --batches=10
+        --model_configs=properties/benchmark/ml-1m --batches=20
     python benchmarks/speed.py --dataset=tmall --config_files=properties/benchmark/session.yaml \\
         --train_batch_size=512 --batches=20
 
