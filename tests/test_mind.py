@@ -52,9 +52,10 @@ def set_weights(model, embeddings, S):
 
 
 def inject_logits(monkeypatch, model, logits):
-    """Replace the random initial routing logits by ``logits`` ([B, L, K])."""
+    """Replace the random initial routing logits by ``logits`` ([B, L, K]); like the real
+    draws, a call for ``l`` positions gets the first ``l`` of them."""
     logits = torch.tensor(logits)
-    monkeypatch.setattr(model, "_initial_logits", lambda b, l, device: logits.clone())
+    monkeypatch.setattr(model, "_initial_logits", lambda b, l, device: logits[:, :l].clone())
 
 
 # ---------------------------------------------------------------- property file
@@ -452,3 +453,64 @@ def test_learns_two_interest_dataset(tmp_path, monkeypatch, loss_type):
     # ranks with probability 1/40: E[NDCG@10] = sum_{r=1..10} 1/log2(r+1) / 40
     random_ndcg = sum(1 / math.log2(r + 1) for r in range(1, 11)) / 40  # 0.1136
     assert result["test_result"]["ndcg@10"] > 2 * random_ndcg, (result["test_result"], random_ndcg)
+
+
+# ---------------------------------------------------------------- fast path = plain computation
+
+
+def plain_forward(model, item_seq, item_seq_len):
+    """MIND's interests routed over all MAX_ITEM_LIST_LENGTH positions, the padded
+    ones masked (the model first cuts the padding after the batch's longest history)."""
+    valid = torch.arange(item_seq.size(1)).unsqueeze(0) < item_seq_len.unsqueeze(1)
+    interest_mask = model.interest_mask(item_seq_len)
+    interests = model.b2i_routing(model.item_embedding(item_seq), valid, interest_mask)
+    return model.interest_layer(interests), interest_mask
+
+
+@pytest.mark.parametrize("routing_softmax", ["interests", "items"])
+@pytest.mark.parametrize("full_length", [False, True])
+def test_fast_path_equals_plain_computation(tmp_path, routing_softmax, full_length):
+    """Loss, every gradient and full_sort_predict of the model (padding cut to the
+    longest history) equal the plain computation over all 8 positions under the same
+    seed, on padded histories with or without one at the full length."""
+    model = make_model(
+        tmp_path, n_items=30, embedding_size=6, MAX_ITEM_LIST_LENGTH=8, routing_softmax=routing_softmax,
+        interest_mlp=True, pow_p=3,
+    ).train()
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([5, 1, 3, 8 if full_length else 4, 2])
+    seqs = torch.randint(1, 30, (5, 8), generator=g)
+    seqs[torch.arange(8).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
+    interaction = batch(model, seqs.tolist(), lengths.tolist(), targets=[3, 29, 1, 7, 12])
+    params = list(model.parameters())
+
+    torch.manual_seed(9)
+    loss = model.calculate_loss(interaction)
+    fast_grads = torch.autograd.grad(loss, params)
+    torch.manual_seed(9)
+    interests, mask = plain_forward(model, seqs, lengths)
+    v = model.label_aware_attention(interests, mask, model.item_embedding(interaction[model.POS_ITEM_ID]))
+    plain = F.cross_entropy(v @ model.item_embedding.weight.t(), interaction[model.POS_ITEM_ID])
+    plain_grads = torch.autograd.grad(plain, params)
+    torch.testing.assert_close(loss, plain, atol=1e-5, rtol=1e-5)
+    for (name, _), fast_grad, plain_grad in zip(model.named_parameters(), fast_grads, plain_grads):
+        torch.testing.assert_close(fast_grad, plain_grad, atol=1e-5, rtol=1e-4, msg=name)
+
+    torch.manual_seed(9)
+    scores = model.full_sort_predict(interaction)
+    torch.manual_seed(9)
+    interests, mask = plain_forward(model, seqs, lengths)
+    plain_scores = (interests @ model.item_embedding.weight.t()).masked_fill(~mask.unsqueeze(-1), -math.inf).max(1).values
+    torch.testing.assert_close(scores, plain_scores, atol=1e-5, rtol=1e-5)
+
+
+def test_history_is_the_first_item_seq_len_positions(tmp_path):
+    """Ids after ITEM_SEQ_LEN are not history, even when they are not 0 (MIND
+    reads the length, as the other models, not the non-zero ids)."""
+    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=6)
+    outputs = []
+    for tail in (0, 9):
+        interaction = batch(model, [[3, 1, tail, tail, 0, 0], [4, 5, 6, 2, tail, tail]], [2, 4])
+        torch.manual_seed(2)
+        outputs.append(model.full_sort_predict(interaction))
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-6, rtol=0)

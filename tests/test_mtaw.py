@@ -250,3 +250,80 @@ def test_bad_hyper_parameters_are_rejected(tmp_path, key, value):
 def test_run_rejects_bad_hyper_parameter(tiny_data):
     with pytest.raises(ConfigError, match="aw_gamma"):
         run("MTAW", "tiny", config_dict=tiny_config(tiny_data, aw_gamma=-1), cmd_args=[])
+
+
+# ---------------------------------------------------------------- fast path = plain computation
+
+
+def plain_aw_loss(logits, target, gamma):
+    """The AW loss as first written: log(1 - p) from a second log-sum-exp over the
+    other items (the model computes it from log p alone, in one pass)."""
+    log_z = torch.logsumexp(logits, dim=-1)
+    log_p = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - log_z
+    others = logits.scatter(-1, target.unsqueeze(-1), float("-inf"))
+    log_1mp = torch.logsumexp(others, dim=-1) - log_z
+    return -(torch.exp(gamma * (math.log(2.0) + log_1mp)) * log_p).mean()
+
+
+def plain_forward(model, item_seq, item_seq_len):
+    """MTAW's O over all MAX_ITEM_LIST_LENGTH positions (the model first cuts the
+    padding after the batch's longest session)."""
+    instant = model.interest_tracking(item_seq, item_seq_len)
+    last = model.gather_indexes(instant, item_seq_len - 1)
+    query = F.relu(model.iel_query(last)).unsqueeze(1)
+    valid = (torch.arange(item_seq.size(1)).unsqueeze(0) < item_seq_len.unsqueeze(1)).unsqueeze(1)
+    return F.scaled_dot_product_attention(query, instant, instant, attn_mask=valid).squeeze(1)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 6.0])
+@pytest.mark.parametrize("full_length", [False, True])
+def test_fast_path_equals_plain_computation(tmp_path, gamma, full_length):
+    """Loss, every gradient and full_sort_predict of the model (padding cut to the
+    longest session, one-pass AW loss) equal the plain computation (all 8 positions,
+    two log-sum-exps), on padded sessions with or without one at the full length.
+    Junk ids after a session's length must not matter either."""
+    model = make_model(tmp_path, n_items=30, MAX_ITEM_LIST_LENGTH=8, n_layers=2, aw_gamma=gamma, scale=6.0)
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([5, 1, 3, 8 if full_length else 4, 2])
+    seqs = torch.randint(1, 30, (5, 8), generator=g)
+    seqs[0, 5:] = 0
+    seqs[1:, :][torch.arange(8).unsqueeze(0) >= lengths[1:].unsqueeze(1)] = 0
+    seqs[0, 6] = 17  # a junk id after the first session's end
+    interaction = batch(model, seqs.tolist(), lengths.tolist(), targets=[3, 29, 1, 7, 12])
+
+    loss = model.calculate_loss(interaction)
+    fast_grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    seq, seq_len = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
+    o = F.normalize(plain_forward(model, seq, seq_len), dim=-1)
+    items = F.normalize(model.item_embedding.weight, dim=-1)
+    plain = plain_aw_loss(model.scale * o @ items[1:].t(), interaction[model.POS_ITEM_ID] - 1, gamma)
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()), allow_unused=True)
+
+    torch.testing.assert_close(loss, plain, atol=1e-5, rtol=1e-5)
+    for (name, _), fast_grad, plain_grad in zip(model.named_parameters(), fast_grads, plain_grads):
+        if plain_grad is None:
+            assert fast_grad is None or torch.all(fast_grad == 0), name
+            continue
+        # float32 tolerance relative to the gradient's size (the normalised embeddings,
+        # std 0.02, get gradients in the hundreds)
+        scale = max(1.0, plain_grad.abs().max().item())
+        assert (fast_grad - plain_grad).abs().max().item() <= 1e-5 * scale, name
+    scores = model.full_sort_predict(interaction)
+    torch.testing.assert_close(scores, model.scale * o @ items.t(), atol=1e-5, rtol=1e-5)
+    assert scores.shape == (5, 30)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_aw_loss_equals_plain_two_pass_form(gamma):
+    """The one-pass AW loss and its gradient equal the two-log-sum-exp form, from
+    p close to 0 to p close to 1, in float64."""
+    torch.manual_seed(0)
+    logits = (torch.randn(64, 500, dtype=torch.double) * torch.logspace(-1, 1.5, 64, dtype=torch.double)[:, None])
+    logits.requires_grad_()
+    target = logits.detach().argmax(1).where(torch.arange(64) % 2 == 0, torch.randint(0, 500, (64,)))
+    fast, plain = AWLoss(gamma)(logits, target), plain_aw_loss(logits, target, gamma)
+    (fast_grad,), (plain_grad,) = torch.autograd.grad(fast, logits), torch.autograd.grad(plain, logits)
+    p = logits.softmax(1).gather(1, target[:, None])
+    assert p.min() < 1e-6 and p.max() > 1 - 1e-6  # both ends are covered
+    torch.testing.assert_close(fast, plain, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(fast_grad, plain_grad, atol=1e-12, rtol=1e-9)

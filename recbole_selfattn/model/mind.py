@@ -27,7 +27,8 @@ items exactly as the paper's per-interest retrieval merged by score.
 Implementation notes (see ``docs/MODELS.md``, section 3):
 
 * ``|I_u|`` is the history length the model sees (``ITEM_SEQ_LEN``, at most
-  ``MAX_ITEM_LIST_LENGTH``). ``dynamic_k: False`` uses ``K`` interests for every user.
+  ``MAX_ITEM_LIST_LENGTH``); the history is the first ``ITEM_SEQ_LEN`` positions of
+  ``ITEM_SEQ``, as in the other models (not the non-zero ids). ``dynamic_k: False`` uses ``K`` interests for every user.
   Interests beyond ``K'_u`` are *invalid*: they take no routing weight (the softmax over
   interests runs over the valid ones only), never enter label-aware attention and never
   win the max at prediction.
@@ -177,10 +178,18 @@ class MIND(SequentialRecommender):
         return interests
 
     def forward(self, item_seq, item_seq_len):
-        r"""Interest capsules ``[B, K, d]`` and their validity mask ``[B, K]``."""
+        r"""Interest capsules ``[B, K, d]`` and their validity mask ``[B, K]``.
+
+        A history's items are its first ``ITEM_SEQ_LEN`` positions (whatever ids follow
+        them). The positions after the batch's longest history are padding in every row
+        and are cut off before routing: that changes no output (padded items are masked
+        and the routing logits of the real ones are the same draws) but the cost."""
+        item_seq = item_seq[:, : int(item_seq_len.max())]
         item_emb = self.item_embedding(item_seq)
+        positions = torch.arange(item_seq.size(1), device=item_seq.device)
+        item_mask = positions.unsqueeze(0) < item_seq_len.unsqueeze(1)  # [B, L]
         interest_mask = self.interest_mask(item_seq_len)
-        interests = self.b2i_routing(item_emb, item_seq > 0, interest_mask)
+        interests = self.b2i_routing(item_emb, item_mask, interest_mask)
         return self.interest_layer(interests), interest_mask
 
     def label_aware_attention(self, interests, interest_mask, target_emb):

@@ -1,0 +1,47 @@
+"""Smoke test of ``benchmarks/speed.py``: it runs every model for 2 batches on a
+tiny generated dataset and writes a table with the promised columns and rows.
+No timing is asserted (timings are the lead's committed table)."""
+
+import importlib.util
+from pathlib import Path
+
+from tests.conftest import cyclic_sequences, write_inter
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("speed_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_table_has_every_model_and_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_inter(tmp_path / "data", "tiny", cyclic_sequences())
+    speed = load_script()
+    argv = [
+        "--dataset=tiny", "--batches=2", "--warmup=1", "--rounds=2", "--mm_size=64", "--output=out",
+        f"--data_path={tmp_path / 'data'}", "--train_batch_size=64", "--embedding_size=16", "--hidden_size=16",
+        "--MAX_ITEM_LIST_LENGTH=10", "--epochs=1",
+    ]
+    path = speed.main(argv)
+    assert path == Path("out") / "tiny.md"
+    text = path.read_text()
+    header, rows = text.split("\n| model")[0], text.split("\n| model")[1].splitlines()[2:]
+    assert "`python benchmarks/speed.py --dataset=tiny --batches=2" in header
+    assert str(tmp_path) not in text  # relative paths only: --data_path=data
+    assert "--data_path=data" in header
+    for word in ("machine:", "cores", "torch", "RecBole", "GFLOP/s", "2 timed training batches"):
+        assert word in header, word
+    columns = [c.strip() for c in text.split("\n| model")[1].splitlines()[0].strip(" |").split("|")]
+    assert ["model"] + columns == list(speed.COLUMNS)
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.strip(" |").split("|")] for row in rows if row}
+    assert list(cells) == list(speed.DEFAULT_MODELS)
+    assert cells["SASRec"][5] == "1.00"  # ratios are to SASRec
+    for name in ("AttRec", "MTAW", "MIND"):
+        assert all(c != "—" for c in cells[name]), name  # FLOP floor for the plugin models
+        assert float(cells[name][8].replace(",", "")) > 0  # thousands are comma-separated
+    for name in ("SASRec", "GRU4Rec"):
+        assert cells[name][6:] == ["—", "—", "—"], name
