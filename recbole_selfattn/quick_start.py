@@ -13,7 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_selfattn import checkpoint, distributed
 from recbole_selfattn.config import Config
-from recbole_selfattn.data import create_dataset, data_preparation
+from recbole_selfattn.data import check_topk, create_dataset, data_preparation
 from recbole_selfattn.data.atomic import check_dataset_files
 from recbole_selfattn.data.download import ensure_dataset
 from recbole_selfattn.utils import get_model, get_trainer
@@ -60,6 +60,7 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
     # create_dataset checks the dataset first: a bad dataset is reported
     # before the long config dump, not after it.
     dataset = create_dataset(config)
+    check_topk(config, dataset)
     logger.info(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)

@@ -10,7 +10,6 @@
 
 import os
 import pickle
-import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +117,6 @@ def test_ml1m_yaml_reproduces_recbole_benchmark_counts(tmp_path, monkeypatch):
     count). The published "6,040 users" is the raw count: 7 users fall below
     10 interactions, and one of them has no rating >= 3 at all."""
     monkeypatch.chdir(tmp_path)
-    start = time.perf_counter()
     convert_ml1m(SHARED_ML1M, tmp_path / "data")
     config = Config("SASRec", "ml-1m", config_dict=_session_config(tmp_path / "data"), cmd_args=[])
     assert config["val_interval"] == {"rating": "[3,inf)"}
@@ -128,7 +126,6 @@ def test_ml1m_yaml_reproduces_recbole_benchmark_counts(tmp_path, monkeypatch):
     assert dataset.inter_feat["user_id"].nunique() == 6_033
     assert dataset.inter_feat["item_id"].nunique() == 3_123
     assert dataset.inter_feat["rating"].min() >= 3
-    assert time.perf_counter() - start < 90
 
 
 def test_benchmark_protocol_files_load_and_win_over_the_defaults():

@@ -32,7 +32,7 @@ from recbole_selfattn.data.atomic import check_dataset_files
 from recbole_selfattn.data.download import ensure_dataset
 from recbole_selfattn.errors import DatasetError
 
-__all__ = ["create_dataset", "data_preparation"]
+__all__ = ["check_topk", "create_dataset", "data_preparation"]
 
 # RecBole's dataset class for each model type (recbole.data.utils.create_dataset).
 _DATASET_CLASS_BY_TYPE = {
@@ -71,7 +71,7 @@ def create_dataset(config):
     if config["save_dataset"]:
         default = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{cls.__name__}.pth")
         _write_pickle(config["dataset_save_path"] or default, dataset, "filtered dataset")
-    check_trainable(config, dataset)
+    check_sequences(config, dataset)
     pad_benchmark_item_lists(config, dataset)
     return dataset
 
@@ -148,13 +148,6 @@ def pad_benchmark_item_lists(config, dataset):
     dataset.field2seqlen[list_field] = width
 
 
-def check_trainable(config, dataset):
-    """Fail clearly, before training, on a dataset that would crash or
-    evaluate nothing: see :func:`check_sequences` and :func:`check_topk`."""
-    check_sequences(config, dataset)
-    check_topk(config, dataset)
-
-
 def check_sequences(config, dataset):
     """Fail clearly when RecBole's filtering leaves no sequence to train on
     (training would crash in the dataloader, or evaluate nothing and report
@@ -182,7 +175,10 @@ def check_topk(config, dataset):
     crashes after training (``selected index k out of range``), and a ``k``
     of at least the number of real items ranks every item (or the masked
     padding and history items) into the list, so Hit@k and friends are
-    meaningless. Hence ``max(topk) < dataset.item_num - 1``."""
+    meaningless. Hence ``max(topk) < dataset.item_num - 1``. The training
+    pipeline checks it right after building the dataset, before training; a
+    dataset built for other uses (inspection, recommendations) is not held to
+    the evaluation's ``topk``."""
     register = Register(config)
     if not (register.need("rec.topk") or register.need("rec.items")):
         return
