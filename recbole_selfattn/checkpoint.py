@@ -13,9 +13,9 @@ unread. What a checkpoint holds:
 * what :class:`~recbole_selfattn.trainer.SequentialTrainer` adds (random
   state, validation curve, best epoch, token vocabulary).
 
-:func:`save` writes a temporary file beside the target, syncs it to disk and
-renames it over the target, so a run killed mid-save leaves the previous
-complete checkpoint. :func:`load` turns every unreadable file into one
+:func:`save` writes through :func:`~recbole_selfattn.safe_write.atomic_open`
+(a temporary file beside the target, synced, then renamed over it), so a
+run killed mid-save leaves the previous complete checkpoint. :func:`load` turns every unreadable file into one
 :class:`CheckpointError` paragraph; :func:`check_run_options` also checks,
 before any data is loaded, that a ``checkpoint=`` file can continue this run
 and that ``checkpoint_dir`` is a folder.
@@ -23,12 +23,12 @@ and that ``checkpoint_dir`` is a folder.
 
 import enum
 import os
-import secrets
 
 import numpy as np
 import torch
 
 from recbole_selfattn.errors import UsageError
+from recbole_selfattn.safe_write import atomic_open
 
 FORMAT = "recbole-selfattn checkpoint v1"
 
@@ -60,35 +60,10 @@ def plain_config(config):
 
 
 def save(state, path):
-    """Write ``state`` to ``path`` atomically: a reader (or a crash) sees the
-    previous file or the complete new one, never a partial one."""
-    path = str(path)
-    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            torch.save({**state, "format": FORMAT}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _sync_folder(os.path.dirname(os.path.abspath(path)))
-
-
-def _sync_folder(folder):
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``state`` to ``path`` whole or not at all: a reader (or a crash)
+    sees the previous file or the complete new one, never a partial one."""
+    with atomic_open(path, "wb") as f:
+        torch.save({**state, "format": FORMAT}, f)
 
 
 def load(path, map_location="cpu"):

@@ -19,21 +19,20 @@ standard deviation (blank) and ``n`` says so. A model with a failed or missing
 seed is marked ``FAILED`` (or ``incomplete``) with the reason, and keeps the
 statistics of its successful seeds. A run file that is not a JSON record
 (e.g. truncated by a crash) counts as a failed run whose note says so; the
-benchmark command redoes it. Every file is written through a temporary file
-and ``os.replace``, so a crash never leaves a half-written one.
+benchmark command redoes it. Every file is written whole or not at all
+(:mod:`recbole_selfattn.safe_write`), so a crash never leaves a half-written one.
 """
 
 import csv
 import io
 import json
-import os
 import platform
-import tempfile
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
 from recbole_selfattn.errors import UsageError
+from recbole_selfattn.safe_write import write_text
 
 MANIFEST = "benchmark.json"
 TABLE_METRICS = ("recall", "mrr", "ndcg", "hit")  # the Markdown table's metrics (all are in the CSV)
@@ -59,18 +58,8 @@ def read_json(path):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder
-    and ``os.replace``: readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` whole or not at all (:func:`~recbole_selfattn.safe_write.atomic_open`)."""
+    write_text(path, text, newline="")
 
 
 def write_json(path, record):

@@ -41,13 +41,12 @@ the output (at most ``max_len + 1`` ids a row) and the time spent.
 """
 
 import math
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_selfattn.errors import DatasetError
+from recbole_selfattn.safe_write import atomic_open
 
 SESSION_HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
 TRAIN_FILE, TEST_FILE = "all_train_seq.txt", "test.txt"
@@ -182,20 +181,14 @@ def count_pairs(sessions, min_prefix, max_len):
 
 
 def write_atomic_file(path, header, lines):
-    """Write ``header`` and ``lines`` to ``path`` through a temporary file, so
-    a failed conversion leaves no half-written file; returns the line count."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(header)
-            rows = 0
-            for line in lines:
-                f.write(line)
-                rows += 1
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``header`` and ``lines`` to ``path`` whole or not at all, so a
+    failed conversion leaves no half-written file; returns the line count."""
+    rows = 0
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(header)
+        for line in lines:
+            f.write(line)
+            rows += 1
     return rows
 
 

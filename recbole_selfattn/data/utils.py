@@ -18,7 +18,6 @@ default paths) for use outside the plugin, and nothing here ever reads them.
 import importlib
 import os
 import pickle
-import tempfile
 from logging import getLogger
 
 import numpy as np
@@ -26,11 +25,12 @@ from recbole.data import get_dataloader
 from recbole.data.utils import create_samplers
 from recbole.evaluator.register import Register
 from recbole.sampler import KGSampler
-from recbole.utils import ModelType, ensure_dir
+from recbole.utils import ModelType
 
 from recbole_selfattn.data.atomic import check_dataset_files
 from recbole_selfattn.data.download import ensure_dataset
 from recbole_selfattn.errors import DatasetError
+from recbole_selfattn.safe_write import atomic_open
 
 __all__ = ["check_topk", "create_dataset", "data_preparation"]
 
@@ -118,18 +118,10 @@ def save_dataloaders(config, dataloaders):
 
 
 def _write_pickle(path, obj, what):
-    """Pickle ``obj`` to ``path`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(path) or "."
-    ensure_dir(folder)
+    """Pickle ``obj`` to ``path``, whole or not at all."""
     getLogger().info(f"Saving {what} into [{path}] (write-only: this package never loads it)")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        pickle.dump(obj, f)
 
 
 def pad_benchmark_item_lists(config, dataset):
