@@ -36,7 +36,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
-        ``test_result``, ``epoch_seconds``, ``valid_curve``, ``best_epoch``,
+        ``test_result``, ``epoch_seconds``, ``epoch_statistics`` (the model's
+        per-epoch training statistics, e.g. MTAW's AW weights), ``valid_curve``, ``best_epoch``,
         ``num_params``, ``wall_seconds``, ``model_file``, ``config``. After a
         resume, ``valid_curve``, ``best_epoch`` and ``best_valid_result``
         include the checkpoint's epochs (``epoch_seconds`` only this run's).
@@ -85,6 +86,7 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result or {}),
         "epoch_seconds": list(trainer.epoch_seconds),
+        "epoch_statistics": list(trainer.epoch_statistics),
         "valid_curve": list(trainer.valid_curve),
         "best_epoch": trainer.best_epoch,
         "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),

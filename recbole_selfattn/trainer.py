@@ -9,6 +9,9 @@ adds:
 * ``epoch_seconds``, ``valid_curve`` and ``best_epoch``: training seconds per
   epoch, the validation metric after each evaluation, and the number of
   epochs behind the best checkpoint, for leaderboards and plots;
+* ``epoch_statistics``: what the model reports after each training epoch
+  through an ``epoch_statistics()`` method returning a dict (``{}`` for a
+  model without one), also appended to the epoch's train-loss log line;
 * safe checkpoints (:mod:`recbole_selfattn.checkpoint`): plain data loaded
   with ``weights_only=True``, written atomically, named uniquely per run
   (two runs started in the same second do not share a file);
@@ -49,6 +52,7 @@ class SequentialTrainer(Trainer):
         self.saved_model_file = self._unique_model_file()
         self.epoch_seconds = []
         self.valid_curve = []
+        self.epoch_statistics = []
         self.best_epoch = None
         self._epoch_idx = None
         self._train_data = None
@@ -176,7 +180,16 @@ class SequentialTrainer(Trainer):
         start = time.perf_counter()
         total_loss = super()._train_epoch(train_data, epoch_idx, checked_loss, show_progress)
         self.epoch_seconds.append(time.perf_counter() - start)
+        statistics = getattr(self.model, "epoch_statistics", None)
+        self.epoch_statistics.append(statistics() if callable(statistics) else {})
         return total_loss
+
+    def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
+        """RecBole's train-loss line ``epoch N training [time: ..., train loss: ...]``
+        with the model's statistics of the epoch added inside the brackets."""
+        line = super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
+        added = "".join(f", {set_color(key, 'blue')}: {value:.4f}" for key, value in self.epoch_statistics[-1].items())
+        return line[:-1] + added + "]"
 
     def _valid_epoch(self, valid_data, show_progress=False):
         """RecBole's validation, recording the curve; an evaluation that

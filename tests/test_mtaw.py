@@ -1,7 +1,9 @@
 """MTAW (MODELS.md section 2): ITL/IEL equations by hand, causal and padding
 masks, scaled-cosine scores, the AW loss, gradients, learning, config checks."""
 
+import logging
 import math
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +15,7 @@ from recbole_selfattn.config import Config
 from recbole_selfattn.errors import ConfigError
 from recbole_selfattn.model.mtaw import MTAW, AWLoss
 from recbole_selfattn.quick_start import run
+from recbole_selfattn.recommender import Recommender
 from tests.conftest import tiny_config
 
 
@@ -327,3 +330,117 @@ def test_aw_loss_equals_plain_two_pass_form(gamma):
     assert p.min() < 1e-6 and p.max() > 1 - 1e-6  # both ends are covered
     torch.testing.assert_close(fast, plain, atol=1e-12, rtol=1e-10)
     torch.testing.assert_close(fast_grad, plain_grad, atol=1e-12, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- AW statistics and the learned scale
+
+
+def test_aw_statistics_hand_computed(tmp_path):
+    """Over the training batches since the last call: the mean AW weight
+    (2 - 2p)^gamma and the share of samples with p > 0.5 (weight below 1),
+    summed over two batches; nothing in eval mode; a call starts afresh."""
+    loss = AWLoss(2.0).train()
+    first = torch.tensor([[3.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    second = torch.tensor([[0.0, 0.0, 2.0]])
+    loss(first, torch.tensor([0, 0]))
+    loss(second, torch.tensor([2]))
+    loss.eval()(second, torch.tensor([0]))  # not counted
+    p = [math.exp(3) / (math.exp(3) + 2), 1 / (2 + math.e), math.exp(2) / (math.exp(2) + 2)]  # 0.91, 0.21, 0.79
+    statistics = loss.statistics()
+    assert statistics["aw_mean_weight"] == pytest.approx(sum((2 - 2 * q) ** 2 for q in p) / 3, rel=1e-6)
+    assert statistics["aw_easy_share"] == pytest.approx(2 / 3)
+    assert loss.statistics() == {}
+
+    # the model reports what its AW loss saw on its own scores
+    model = make_model(tmp_path, n_items=20, scale=12.0).train()  # dropout 0: train scores = eval scores
+    interaction = batch(model, [[4, 9, 2, 0, 0, 0], [1, 2, 3, 4, 5, 6], [7, 7, 0, 0, 0, 0]], [3, 6, 2], targets=[7, 11, 3])
+    with torch.no_grad():  # make sample 1's target the closest item: p > 0.5 at tau 12
+        o = model(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+        model.item_embedding.weight[11] = o[1]
+    model.calculate_loss(interaction)
+    p = model.full_sort_predict(interaction)[:, 1:].softmax(-1)[[0, 1, 2], [6, 10, 2]]
+    assert p[1] > 0.5 > max(p[0], p[2])
+    assert model.epoch_statistics() == pytest.approx(
+        {"aw_mean_weight": ((2 - 2 * p) ** 2).mean().item(), "aw_easy_share": 1 / 3}, rel=1e-5
+    )
+    assert model.epoch_statistics() == {}
+
+
+def train_loss_lines(caplog):
+    """The logged ``epoch N training [...]`` lines, without colour codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", r.getMessage()) for r in caplog.records]
+    return [line for line in lines if "training [" in line]
+
+
+def test_trainer_logs_model_statistics_each_epoch(tiny_data, caplog):
+    """The trainer appends the model's epoch_statistics() to each epoch's
+    train-loss line and keeps them in run()'s result; models without the
+    method log the usual line."""
+    caplog.set_level(logging.INFO)
+    result = run("MTAW", "tiny", config_dict=tiny_config(tiny_data, epochs=2, state="INFO"), cmd_args=[])
+    lines = train_loss_lines(caplog)
+    assert len(lines) == 2 and all("aw_mean_weight" in line and "aw_easy_share" in line for line in lines)
+    assert len(result["epoch_statistics"]) == 2
+    for statistics in result["epoch_statistics"]:
+        assert set(statistics) == {"aw_mean_weight", "aw_easy_share"}
+        assert 0 < statistics["aw_mean_weight"] <= 4 and 0 <= statistics["aw_easy_share"] <= 1
+    for line, statistics in zip(lines, result["epoch_statistics"]):
+        assert line.endswith(
+            f", aw_mean_weight: {statistics['aw_mean_weight']:.4f}, aw_easy_share: {statistics['aw_easy_share']:.4f}]"
+        )
+    caplog.clear()
+    result = run("GRU4Rec", "tiny", config_dict=tiny_config(tiny_data, state="INFO", checkpoint_dir="gru"), cmd_args=[])
+    assert result["epoch_statistics"] == [{}]
+    (line,) = train_loss_lines(caplog)
+    assert line.endswith("]") and "aw_" not in line
+
+
+def test_fixed_scale_adds_no_parameter(tmp_path):
+    """learn_scale False (the default) is the fixed-tau model: the same
+    parameters as before the option existed and scores tau * cos."""
+    model = make_model(tmp_path, n_items=20, scale=5.0)
+    assert model.learn_scale is False
+    assert not any("scale" in key for key in model.state_dict())
+    interaction = batch(model, [[4, 9, 2, 0, 0, 0]], [3], targets=[7])
+    o = F.normalize(model(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]), dim=-1)
+    expected = 5.0 * o @ F.normalize(model.item_embedding.weight, dim=-1).t()
+    torch.testing.assert_close(model.full_sort_predict(interaction), expected, atol=0, rtol=0)
+
+
+def test_learned_scale_trains_stays_positive_and_is_checkpointed(tiny_data):
+    """learn_scale: tau = exp(log_scale) starts at scale, gets a gradient,
+    moves with an Adam step, stays > 0, scales training and prediction
+    scores, and a saved run's checkpoint holds the learned value."""
+    model = make_model(tiny_data, n_items=20, scale=4.0, learn_scale=True).train()
+    assert model.tau().item() == pytest.approx(4.0)
+    assert model.epoch_statistics() == {"scale": pytest.approx(4.0)}
+    interaction = batch(model, [[4, 9, 2, 0, 0, 0], [1, 2, 3, 4, 5, 6]], [3, 6], targets=[7, 11])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)
+    model.calculate_loss(interaction).backward()
+    assert model.log_scale.grad is not None and model.log_scale.grad.item() != 0
+    optimizer.step()
+    tau = model.tau().item()
+    assert tau > 0 and abs(tau - 4.0) > 0.1
+    o = F.normalize(model(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]), dim=-1)
+    expected = tau * o @ F.normalize(model.item_embedding.weight, dim=-1).t()
+    torch.testing.assert_close(model.full_sort_predict(interaction), expected)
+    torch.testing.assert_close(model.predict(interaction), expected[[0, 1], [7, 11]])
+
+    config = tiny_config(tiny_data, epochs=2, learning_rate=0.05, scale=4.0, learn_scale=True, eval_step=0)
+    result = run("MTAW", "tiny", config_dict=config, cmd_args=[])
+    learned = [statistics["scale"] for statistics in result["epoch_statistics"]]
+    assert learned[-1] != pytest.approx(4.0, abs=1e-3)
+    restored = Recommender(result["model_file"]).model
+    assert restored.tau().item() == pytest.approx(learned[-1], rel=1e-6)
+
+
+@pytest.mark.parametrize("n_items, tau, expected", [(3124, 4.0, 0.015), (3124, 8.0, 0.367), (3124, 12.0, 0.945)])
+def test_aligned_target_probability_at_ml1m_size(tmp_path, n_items, tau, expected):
+    """The docstring's table (ml-1m row, d 64): p of a target at cosine 1
+    against the model's random item vectors, averaged over 50 targets."""
+    model = make_model(tmp_path, n_items=n_items, embedding_size=64, scale=tau)
+    items = model.item_embedding.weight[1:].detach()
+    targets = torch.arange(0, n_items - 1, (n_items - 1) // 50)[:50]
+    with torch.no_grad():
+        p = model._scores(items[targets], items).softmax(-1).gather(1, targets[:, None])
+    assert p.mean().item() == pytest.approx(expected, abs=0.01)
