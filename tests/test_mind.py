@@ -66,6 +66,7 @@ def test_property_file_defaults_are_loaded(tmp_path):
     expected = {
         "embedding_size": 64, "interest_num": 4, "routing_iters": 3, "pow_p": 2, "dynamic_k": True,
         "routing_sigma": 1.0, "routing_softmax": "interests", "interest_mlp": False, "loss_type": "CE",
+        "routing_init_eval": "fixed",
     }
     assert {k: keys[k] for k in expected} == expected
     config = Config("MIND", "tiny", config_dict={"data_path": str(tmp_path)}, cmd_args=[])
@@ -207,7 +208,8 @@ def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch
 
 
 def test_routing_logits_are_fresh_per_call_and_never_kept(tmp_path):
-    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=5)
+    """The paper's random routing start, at prediction too with routing_init_eval: random."""
+    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=5, routing_init_eval="random")
     user = batch(model, [[1, 2, 3, 4, 5]], [5])
     batch_a = batch(model, [[1, 1, 2, 0, 0], [3, 0, 0, 0, 0]], [3, 1], targets=[4, 5])
     batch_b = batch(model, [[9, 8, 7, 6, 5], [6, 7, 8, 9, 0]], [5, 4], targets=[1, 2])
@@ -230,6 +232,59 @@ def test_routing_logits_are_fresh_per_call_and_never_kept(tmp_path):
     assert not torch.allclose(first, second)  # new draws on every call
     torch.manual_seed(5)
     assert torch.equal(model.full_sort_predict(user), first)  # reproducible under the seed
+
+
+LOSS_BEFORE_ROUTING_INIT_EVAL = 2.1224021911621094  # the loss below under seed 11, by the code of commit 10e322c
+
+
+def test_training_draws_fresh_logits_from_the_global_rng(tmp_path):
+    """Training routing is the paper's: b_ij ~ N(0, sigma^2) from torch's global RNG,
+    the loss under a seed is the one before routing_init_eval existed, and an
+    evaluation in between (fixed start) changes nothing of it."""
+    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=6, routing_sigma=0.5).train()
+    torch.manual_seed(3)
+    drawn = model._initial_logits(2, 4, torch.device("cpu"))
+    torch.manual_seed(3)
+    assert torch.equal(drawn, torch.randn(2, 6, 4)[:, :4] * 0.5)
+
+    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=6)
+    interaction = batch(model, [[1, 2, 3, 4, 5, 0], [5, 6, 0, 0, 0, 0]], [5, 2], targets=[7, 8])
+    for evaluate_first in (False, True):
+        torch.manual_seed(11)
+        if evaluate_first:
+            model.eval().full_sort_predict(interaction)
+        loss = model.train().calculate_loss(interaction)
+        assert loss.item() == pytest.approx(LOSS_BEFORE_ROUTING_INIT_EVAL, abs=1e-6)
+
+
+def test_fixed_eval_routing_is_deterministic(tmp_path):
+    """routing_init_eval: fixed (default) gives the same scores whatever the global RNG
+    state, consumes none of it, gives a sequence the same scores in any batch, and
+    keeps the interests distinct; random draws differ between evaluations."""
+    seqs = [[1, 2, 3, 4, 5, 6], [2, 3, 4, 0, 0, 0]]
+    model = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=6)
+    interaction = batch(model, seqs, [6, 3])
+    pairs = batch(model, seqs, [6, 3])
+    pairs[model.ITEM_ID] = torch.tensor([7, 8])
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    first, first_pairs = model.full_sort_predict(interaction), model.predict(pairs)
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is not consumed
+    torch.manual_seed(2)
+    torch.randn(100)
+    assert torch.equal(model.full_sort_predict(interaction), first)
+    assert torch.equal(model.predict(pairs), first_pairs)
+    alone = model.full_sort_predict(batch(model, [seqs[1]], [3]))
+    torch.testing.assert_close(alone[0], first[1], atol=1e-6, rtol=0)
+    interests, mask = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+    valid = F.normalize(interests[0, mask[0]], dim=-1)  # K' = 2
+    assert (valid @ valid.t())[0, 1] < 0.999  # not collapsed into one vector
+
+    random = make_model(tmp_path, embedding_size=4, MAX_ITEM_LIST_LENGTH=6, routing_init_eval="random")
+    torch.manual_seed(1)
+    draw = random.full_sort_predict(interaction)
+    torch.manual_seed(2)
+    assert not torch.allclose(random.full_sort_predict(interaction), draw)
 
 
 # ---------------------------------------------------------------- padding
@@ -404,6 +459,7 @@ def test_loss_uses_label_aware_vector_of_the_target(tmp_path, loss_type):
         ("pow_p", -1),
         ("routing_sigma", -0.5),
         ("routing_softmax", "users"),
+        ("routing_init_eval", "seeded"),
         ("loss_type", "NLL"),
         ("dynamic_k", "yes"),
     ],

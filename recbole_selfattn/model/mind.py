@@ -32,12 +32,22 @@ Implementation notes (see ``docs/MODELS.md``, section 3):
   Interests beyond ``K'_u`` are *invalid*: they take no routing weight (the softmax over
   interests runs over the valid ones only), never enter label-aware attention and never
   win the max at prediction.
-* The routing logits are drawn from torch's global RNG for every sequence at every
-  forward pass (prediction included, as at serving in the paper), are never stored, and
-  are updated without gradient: ``S`` and the item embeddings are trained through the
-  last iteration's :math:`z_j = \sum_i w_{ij} S c_i` only. They are drawn for
-  ``MAX_ITEM_LIST_LENGTH`` positions, so a sequence's draws do not depend on how much
-  padding follows it.
+* In training the routing logits are drawn from torch's global RNG for every sequence
+  at every forward pass, are never stored, and are updated without gradient: ``S`` and
+  the item embeddings are trained through the last iteration's
+  :math:`z_j = \sum_i w_{ij} S c_i` only. They are drawn for ``MAX_ITEM_LIST_LENGTH``
+  positions, so a sequence's draws do not depend on how much padding follows it.
+* ``routing_init_eval`` sets the routing start at prediction (``predict``,
+  ``full_sort_predict``, any forward pass in ``eval()`` mode). ``'random'`` is the
+  paper's fresh :math:`b_{ij} \sim \mathcal{N}(0, \sigma^2)` draw, so every evaluation
+  of one checkpoint ranks differently (a review evaluated one ml-1m checkpoint three
+  times: NDCG@10 0.0249, 0.0250, 0.0266). ``'fixed'`` (the default) starts every
+  sequence from one draw of the same distribution, :math:`b_{ij} = \sigma g_{ij}` with
+  :math:`g \in \mathbb{R}^{L \times K}` drawn by a ``torch.Generator`` seeded with
+  ``FIXED_ROUTING_SEED``: evaluations are identical, and the global RNG is not consumed,
+  so training after an evaluation is unchanged. The start differs across interests, as
+  the paper's draws do (all-zero logits would give every interest the same weights and
+  collapse them into one vector). Training always uses the paper's random draws.
 * ``routing_softmax: items`` normalises ``w_ij`` over the history items of each interest
   instead of over the interests of each item (the paper, like Sabour et al.'s capsule
   routing); some reimplementations do that. Padded items are excluded either way.
@@ -65,6 +75,9 @@ from recbole.model.loss import BPRLoss
 
 from recbole_selfattn.config import require
 
+# Seed of the routing start at prediction with ``routing_init_eval: fixed``.
+FIXED_ROUTING_SEED = 0
+
 
 class MIND(SequentialRecommender):
     r"""MIND: B2I dynamic routing into several interest capsules per user, label-aware
@@ -80,6 +93,7 @@ class MIND(SequentialRecommender):
         require(config, "pow_hard_threshold", lambda v: _is_number(v) and v > 0, "a number > 0")
         require(config, "routing_sigma", lambda v: _is_number(v) and v >= 0, "a number >= 0")
         require(config, "routing_softmax", lambda v: v in ("interests", "items"), "'interests' or 'items'")
+        require(config, "routing_init_eval", lambda v: v in ("fixed", "random"), "'fixed' or 'random'")
         require(config, "dynamic_k", lambda v: isinstance(v, bool), "true or false")
         require(config, "interest_mlp", lambda v: isinstance(v, bool), "true or false")
         require(config, "loss_type", lambda v: v in ("CE", "BPR"), "'CE' or 'BPR'")
@@ -97,6 +111,7 @@ class MIND(SequentialRecommender):
         self.hard_attention = self.pow_p >= config["pow_hard_threshold"]
         self.routing_sigma = float(config["routing_sigma"])
         self.softmax_over_items = config["routing_softmax"] == "items"
+        self.fixed_eval_routing = config["routing_init_eval"] == "fixed"
         self.dynamic_k = config["dynamic_k"]
         self.loss_type = config["loss_type"]
 
@@ -133,13 +148,24 @@ class MIND(SequentialRecommender):
         return k.unsqueeze(0) < k_user.unsqueeze(1)
 
     def _initial_logits(self, batch_size, seq_len, device):
-        r"""Fresh routing logits ``b_ij ~ N(0, sigma^2)``, ``[B, L, K]``, from torch's global RNG.
+        r"""Initial routing logits ``b_ij ~ N(0, sigma^2)``, ``[B, L, K]``.
+
+        In training, and at prediction with ``routing_init_eval: random``, they are fresh
+        draws from torch's global RNG for every sequence. At prediction with ``fixed``,
+        every sequence gets the same draw from a generator seeded with
+        ``FIXED_ROUTING_SEED`` (on the CPU, so every device gets the same logits), and the
+        global RNG is left untouched.
 
         They are drawn for ``MAX_ITEM_LIST_LENGTH`` positions whatever the batch's padded
         length ``L`` (torch's generators do not give a longer draw the same prefix), so a
         sequence's logits do not depend on how much padding follows it."""
         positions = max(seq_len, self.max_seq_length)
-        logits = torch.randn(batch_size, positions, self.interest_num, device=device)
+        if self.training or not self.fixed_eval_routing:
+            logits = torch.randn(batch_size, positions, self.interest_num, device=device)
+        else:
+            generator = torch.Generator().manual_seed(FIXED_ROUTING_SEED)
+            fixed = torch.randn(positions, self.interest_num, generator=generator)
+            logits = fixed.to(device).expand(batch_size, -1, -1)
         return logits[:, :seq_len] * self.routing_sigma
 
     @staticmethod
@@ -192,22 +218,28 @@ class MIND(SequentialRecommender):
         interests = self.b2i_routing(item_emb, item_mask, interest_mask)
         return self.interest_layer(interests), interest_mask
 
-    def label_aware_attention(self, interests, interest_mask, target_emb):
-        r"""``v_u = sum_j softmax_j(pow(u_j . e_t, p)) u_j`` over the valid interests, ``[B, d]``."""
+    def label_attention(self, interests, interest_mask, target_emb):
+        r"""The label-aware attention weights ``softmax_j(pow(u_j . e_t, p))``, ``[B, K]``.
+
+        Invalid interests get weight 0; ``p >= pow_hard_threshold`` gives the one-hot
+        argmax (the paper's :math:`p \to \infty`)."""
         scores = torch.einsum("bkd,bd->bk", interests, target_emb)
         if self.hard_attention:
             best = scores.masked_fill(~interest_mask, float("-inf")).argmax(dim=1)
-            attention = F.one_hot(best, self.interest_num).to(interests.dtype)
+            return F.one_hot(best, self.interest_num).to(interests.dtype)
+        if self.pow_p == 0:
+            powered = torch.zeros_like(scores)
         else:
-            if self.pow_p == 0:
-                powered = torch.zeros_like(scores)
-            else:
-                # invalid interests get a harmless 1 first: |0|^p has an infinite gradient for p < 1
-                scores = scores.masked_fill(~interest_mask, 1.0)
-                powered = torch.sign(scores) * scores.abs().pow(self.pow_p)
-                limit = torch.finfo(powered.dtype).max
-                powered = powered.clamp(min=-limit, max=limit)
-            attention = powered.masked_fill(~interest_mask, float("-inf")).softmax(dim=1)
+            # invalid interests get a harmless 1 first: |0|^p has an infinite gradient for p < 1
+            scores = scores.masked_fill(~interest_mask, 1.0)
+            powered = torch.sign(scores) * scores.abs().pow(self.pow_p)
+            limit = torch.finfo(powered.dtype).max
+            powered = powered.clamp(min=-limit, max=limit)
+        return powered.masked_fill(~interest_mask, float("-inf")).softmax(dim=1)
+
+    def label_aware_attention(self, interests, interest_mask, target_emb):
+        r"""``v_u = sum_j softmax_j(pow(u_j . e_t, p)) u_j`` over the valid interests, ``[B, d]``."""
+        attention = self.label_attention(interests, interest_mask, target_emb)
         return torch.einsum("bk,bkd->bd", attention, interests)
 
     def calculate_loss(self, interaction):

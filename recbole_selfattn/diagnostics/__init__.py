@@ -1,0 +1,1 @@
+"""Diagnostics of trained models, run on a checkpoint (one module per model)."""
