@@ -85,6 +85,7 @@ COMMON_VALUES = {
     "topk": (_is_topk, "an integer >= 1 or a list of them, e.g. [10, 20]"),
     "worker": _at_least(0),
     "show_progress": (lambda v: isinstance(v, bool), "True or False"),
+    "cpu_onednn": (lambda v: isinstance(v, bool), "True or False"),
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "embedding_size": _at_least(1),
     "nproc": _at_least(1),

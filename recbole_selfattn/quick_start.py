@@ -9,6 +9,8 @@ benchmarks record (seconds per epoch, validation curve, parameter count).
 import time
 from logging import getLogger
 
+import torch
+
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_selfattn import checkpoint, distributed
@@ -55,6 +57,14 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
     start = time.perf_counter()
     if config is None:
         config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
+    # cpu_onednn: False trains with PyTorch's own CPU convolutions instead of
+    # oneDNN's (see properties/overall.yaml); None (non-sequential models) keeps oneDNN.
+    with torch.backends.mkldnn.flags(enabled=config["cpu_onednn"] is not False):
+        return _train_and_test(config, saved, start)
+
+
+def _train_and_test(config, saved, start):
+    """Build the dataset and model of ``config``, train, test; :func:`run`'s result."""
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -84,7 +84,9 @@ def test_session_yaml_trains_sasrec_and_evaluates_every_test_pair(name, tmp_path
 
 def test_session_lists_fit_models_that_span_the_whole_window(tmp_path, monkeypatch):
     """Caser's vertical kernel covers MAX_ITEM_LIST_LENGTH positions: prefixes
-    (here at most 7 items) must come padded to that length."""
+    (here at most 7 items) must come padded to that length. (``tiny_config``
+    sets ``cpu_onednn: False``: oneDNN's convolution backward intermittently
+    gives Caser NaN gradients, see ``properties/overall.yaml``.)"""
     monkeypatch.chdir(tmp_path)
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -143,3 +145,25 @@ def test_benchmark_protocol_files_load_and_win_over_the_defaults():
     assert (session["metrics"], session["topk"], session["valid_metric"]) == (["Hit", "MRR"], [10, 20], "MRR@20")
     assert session["embedding_size"] == session["hidden_size"] == 100
     assert session["benchmark_filename"] == ["train", "valid", "test"]
+
+
+@pytest.mark.parametrize("cpu_onednn", [True, False])
+def test_cpu_onednn_sets_the_convolution_backend_for_the_run_only(cpu_onednn, tiny_data, monkeypatch):
+    """``cpu_onednn`` decides whether training convolves with oneDNN on the
+    CPU (RecBole's Caser builds its filters with ``nn.Conv2d``); the process's
+    own setting is back once the run ends."""
+    import torch
+    from recbole.model.sequential_recommender import Caser
+
+    seen = []
+    original = Caser.calculate_loss
+
+    def recording(self, interaction):
+        seen.append(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+        return original(self, interaction)
+
+    monkeypatch.setattr(Caser, "calculate_loss", recording)
+    before = torch.backends.mkldnn.enabled
+    quick_start.run("Caser", "tiny", config_dict=tiny_config(tiny_data, cpu_onednn=cpu_onednn), cmd_args=[])
+    assert seen and set(seen) == {cpu_onednn and torch.backends.mkldnn.is_available()}
+    assert torch.backends.mkldnn.enabled == before
