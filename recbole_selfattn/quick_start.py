@@ -6,6 +6,7 @@ best checkpoint on the test set, and returns the metrics together with what
 benchmarks record (seconds per epoch, validation curve, parameter count).
 """
 
+import contextlib
 import time
 from logging import getLogger
 
@@ -57,10 +58,22 @@ def _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, 
     start = time.perf_counter()
     if config is None:
         config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
-    # cpu_onednn: False trains with PyTorch's own CPU convolutions instead of
-    # oneDNN's (see properties/overall.yaml); None (non-sequential models) keeps oneDNN.
-    with torch.backends.mkldnn.flags(enabled=config["cpu_onednn"] is not False):
+    with _onednn(config["cpu_onednn"] is not False):
         return _train_and_test(config, saved, start)
+
+
+@contextlib.contextmanager
+def _onednn(enabled):
+    """oneDNN on or off for CPU convolutions while the run lasts (the key
+    ``cpu_onednn``, see ``properties/overall.yaml``; ``None``, as for
+    non-sequential models, keeps it on). Only this flag is touched:
+    ``torch.backends.mkldnn.flags`` would also reset TF32 and determinism."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 def _train_and_test(config, saved, start):
