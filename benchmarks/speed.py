@@ -61,6 +61,7 @@ import recbole  # noqa: E402
 import torch
 from recbole.utils import init_seed
 
+from recbole_selfattn.benchmark import cpu_name
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
 from recbole_selfattn.utils import get_model
@@ -193,17 +194,6 @@ class Runner:
             self.timed += 1
             flops = step_flops(self.name, self.model, interaction)
             self.flops = None if flops is None else self.flops + flops
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _relative(arg):

@@ -65,6 +65,21 @@ def tiny_config(data_path, **overrides):
     return config
 
 
+def cli_args(data_path, **overrides):
+    """``tiny_config`` as ``--key=value`` command-line arguments."""
+    config = tiny_config(data_path, **overrides)
+    config.pop("load_col")
+    return [f"--{key}={value}" for key, value in config.items()]
+
+
+def one_paragraph_error(capsys):
+    """The command line's stderr, checked to be one ``error: ...`` line (the
+    one-paragraph error of bad input) with no traceback."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
 @pytest.fixture
 def tiny_data(tmp_path, monkeypatch):
     """A folder with a ``tiny`` dataset (cyclic rule); the test runs inside

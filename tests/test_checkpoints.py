@@ -21,7 +21,7 @@ from recbole_selfattn import checkpoint, cli, quick_start, recommend
 from recbole_selfattn.errors import NonFiniteLossError, UsageError
 from recbole_selfattn.quick_start import run
 from recbole_selfattn.recommender import Recommender
-from tests.conftest import cyclic_sequences, tiny_config, write_inter
+from tests.conftest import cli_args, cyclic_sequences, one_paragraph_error, tiny_config, write_inter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,21 +123,9 @@ def test_crafted_checkpoint_is_refused_unread(writer, tiny_data, capsys):
         crafted.write_bytes(pickle.dumps(payload))
     with pytest.raises(UsageError, match="could not be read safely"):
         recommend(str(crafted), ["i3"])
-    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *_cli_args(tiny_data), f"--checkpoint={crafted}"]) == 2
-    assert "nothing in it ran" in _one_paragraph_error(capsys)
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *cli_args(tiny_data), f"--checkpoint={crafted}"]) == 2
+    assert "nothing in it ran" in one_paragraph_error(capsys)
     assert not marker.exists()
-
-
-def _cli_args(data_path, **overrides):
-    config = tiny_config(data_path, **overrides)
-    config.pop("load_col")
-    return [f"--{key}={value}" for key, value in config.items()]
-
-
-def _one_paragraph_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
 
 
 @pytest.fixture
@@ -195,15 +183,15 @@ def _bad_checkpoint(kind, trained, folder):
 )
 def test_bad_checkpoint_option_fails_before_the_dataset_is_built(kind, expected, trained, tiny_data, dataset_builds, capsys):
     path, model = _bad_checkpoint(kind, trained, tiny_data.parent)
-    assert cli.main([f"--model={model}", "--dataset=tiny", *_cli_args(tiny_data, epochs=4), f"--checkpoint={path}"]) == 2
-    assert expected in _one_paragraph_error(capsys)
+    assert cli.main([f"--model={model}", "--dataset=tiny", *cli_args(tiny_data, epochs=4), f"--checkpoint={path}"]) == 2
+    assert expected in one_paragraph_error(capsys)
     assert dataset_builds == []
 
 
 def test_checkpoint_of_another_dataset(trained, tiny_data, dataset_builds, capsys):
     write_inter(tiny_data, "other", cyclic_sequences())
-    assert cli.main(["--model=GRU4Rec", "--dataset=other", *_cli_args(tiny_data, epochs=4), f"--checkpoint={trained}"]) == 2
-    assert "was trained with dataset=tiny, but this run has dataset=other" in _one_paragraph_error(capsys)
+    assert cli.main(["--model=GRU4Rec", "--dataset=other", *cli_args(tiny_data, epochs=4), f"--checkpoint={trained}"]) == 2
+    assert "was trained with dataset=tiny, but this run has dataset=other" in one_paragraph_error(capsys)
     assert dataset_builds == []
 
 
@@ -216,8 +204,8 @@ def test_checkpoint_of_other_data_under_the_same_name(change, expected, trained,
         write_inter(tiny_data, "tiny", cyclic_sequences(n_items=40))
     else:
         _shuffle_rows(tiny_data / "tiny" / "tiny.inter")
-    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *_cli_args(tiny_data, epochs=4), f"--checkpoint={trained}"]) == 2
-    assert expected in _one_paragraph_error(capsys)
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *cli_args(tiny_data, epochs=4), f"--checkpoint={trained}"]) == 2
+    assert expected in one_paragraph_error(capsys)
 
 
 def _shuffle_rows(inter):
@@ -228,8 +216,8 @@ def _shuffle_rows(inter):
 
 def test_checkpoint_dir_that_is_a_file(tiny_data, dataset_builds, capsys):
     (tiny_data.parent / "saved").write_text("not a folder")
-    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *_cli_args(tiny_data)]) == 2
-    assert "checkpoint_dir=saved is a file, not a folder" in _one_paragraph_error(capsys)
+    assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *cli_args(tiny_data)]) == 2
+    assert "checkpoint_dir=saved is a file, not a folder" in one_paragraph_error(capsys)
     assert dataset_builds == []
 
 
@@ -237,9 +225,9 @@ def test_checkpoint_dir_that_is_a_file(tiny_data, dataset_builds, capsys):
 def test_resume_with_no_epochs_left_names_the_epochs_to_give(extra_epochs, trained, tiny_data, dataset_builds, capsys):
     done = checkpoint.load(trained)["epoch"] + 1
     epochs = done + extra_epochs
-    args = _cli_args(tiny_data, epochs=epochs)
+    args = cli_args(tiny_data, epochs=epochs)
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *args, f"--checkpoint={trained}"]) == 2
-    err = _one_paragraph_error(capsys)
+    err = one_paragraph_error(capsys)
     assert f"already holds {done} trained epoch(s)" in err and f"epochs={epochs} leaves nothing to train" in err
     assert f"give more than {done}" in err
     assert dataset_builds == []

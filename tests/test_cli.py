@@ -8,21 +8,13 @@ import pytest
 
 from recbole_selfattn import cli
 from recbole_selfattn.data import download
-from tests.conftest import tiny_config
+from tests.conftest import cli_args, one_paragraph_error
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _args(data_path, **overrides):
-    config = tiny_config(data_path, state="INFO", **overrides)
-    config.pop("load_col")
-    return [f"--{key}={value}" for key, value in config.items()]
-
-
-def _one_paragraph_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
+    return cli_args(data_path, state="INFO", **overrides)
 
 
 def test_help_lists_plugin_and_builtin_models(capsys):
@@ -67,12 +59,12 @@ def test_console_script_help():
 
 def test_unknown_model(capsys):
     assert cli.main(["--model=NoSuchModel"]) == 2
-    assert "Unknown model 'NoSuchModel'" in _one_paragraph_error(capsys)
+    assert "Unknown model 'NoSuchModel'" in one_paragraph_error(capsys)
 
 
 def test_dataset_neither_present_nor_downloadable(tiny_data, capsys):
     assert cli.main(["--model=GRU4Rec", "--dataset=nosuchdata", *_args(tiny_data)]) == 2
-    err = _one_paragraph_error(capsys)
+    err = one_paragraph_error(capsys)
     assert "Dataset 'nosuchdata' was not found" in err and "not one of RecBole's downloadable" in err
 
 
@@ -82,7 +74,7 @@ def test_download_failure_offline(tiny_data, capsys, monkeypatch):
 
     monkeypatch.setattr(download, "download_url", offline)
     assert cli.main(["--model=GRU4Rec", "--dataset=ml-1m", *_args(tiny_data)]) == 2
-    err = _one_paragraph_error(capsys)
+    err = one_paragraph_error(capsys)
     assert "are you offline?" in err and "recbole_selfattn.data.convert ml-1m" in err
 
 
@@ -99,7 +91,7 @@ def test_download_failure_offline(tiny_data, capsys, monkeypatch):
 def test_malformed_inter_file(content, expected, tiny_data, capsys):
     (tiny_data / "tiny" / "tiny.inter").write_text(content)
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *_args(tiny_data)]) == 2
-    assert expected in _one_paragraph_error(capsys)
+    assert expected in one_paragraph_error(capsys)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +123,7 @@ def test_invalid_config_value(option, expected, tiny_data, capsys):
     key = option[2:].split("=")[0]
     args = [a for a in _args(tiny_data) if not a.startswith(f"--{key}=")]
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", *args, option]) == 2
-    assert expected in _one_paragraph_error(capsys)
+    assert expected in one_paragraph_error(capsys)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +138,7 @@ def test_bad_config_file_is_named_with_its_line(content, expected, tiny_data, tm
     conf = tmp_path / "bad.yaml"
     conf.write_text(content)
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", f"--config_files={conf}", *_args(tiny_data)]) == 2
-    assert expected.format(file=conf) in _one_paragraph_error(capsys)
+    assert expected.format(file=conf) in one_paragraph_error(capsys)
 
 
 def test_empty_config_file_is_accepted(tiny_data, tmp_path, capsys):
@@ -157,7 +149,7 @@ def test_empty_config_file_is_accepted(tiny_data, tmp_path, capsys):
 
 def test_config_file_that_is_a_directory(tiny_data, tmp_path, capsys):
     assert cli.main(["--model=GRU4Rec", "--dataset=tiny", f"--config_files={tmp_path}", *_args(tiny_data)]) == 2
-    err = _one_paragraph_error(capsys)
+    err = one_paragraph_error(capsys)
     assert f"Config file '{tmp_path}' is a directory" in err and "does not exist" not in err
 
 
