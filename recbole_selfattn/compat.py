@@ -79,11 +79,17 @@ class _TorchWithSafeCheckpoints(types.ModuleType):
 
 
 def _save_plain_checkpoint(trainer, epoch, verbose=True, **kwargs):
-    """RecBole's ``Trainer._save_checkpoint``, storing plain data atomically."""
+    """RecBole's ``Trainer._save_checkpoint``, storing plain data atomically:
+    :func:`recbole_selfattn.checkpoint.trainer_state`, or the trainer's own
+    ``checkpoint_state(epoch)`` where it has one (the plugin's
+    :class:`~recbole_selfattn.trainer.SequentialTrainer` adds random state,
+    vocabulary and its validation record)."""
     if not trainer.config["single_spec"] and trainer.config["local_rank"] != 0:
         return
     saved_model_file = kwargs.pop("saved_model_file", trainer.saved_model_file)
-    checkpoint.save(checkpoint.trainer_state(trainer, epoch), saved_model_file)
+    state_of = getattr(trainer, "checkpoint_state", None)
+    state = state_of(epoch) if state_of else checkpoint.trainer_state(trainer, epoch)
+    checkpoint.save(state, saved_model_file)
     if verbose:
         trainer.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 

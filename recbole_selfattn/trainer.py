@@ -109,7 +109,9 @@ class SequentialTrainer(Trainer):
         if state["train_loader"] is not None:
             self._train_data.generator.set_state(state["train_loader"])
 
-    def _checkpoint_state(self, epoch):
+    def checkpoint_state(self, epoch):
+        """What a checkpoint of this run holds (RecBole's ``_save_checkpoint``,
+        as :mod:`recbole_selfattn.compat` makes it, writes it atomically)."""
         return {
             **checkpoint.trainer_state(self, epoch),
             "best_valid_result": checkpoint.plain(self.best_valid_result),
@@ -118,14 +120,6 @@ class SequentialTrainer(Trainer):
             "vocab": self._vocabulary,
             "rng_state": self._rng_state(),
         }
-
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
-        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        checkpoint.save(self._checkpoint_state(epoch), saved_model_file)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def resume_checkpoint(self, resume_file):
         """Continue the run saved in ``resume_file``; later saves replace that
