@@ -19,6 +19,11 @@ RecBole code runs. Each fix is small, idempotent and has a test in
   names) change once a second, so two runs started in the same second share
   a log file. Log files get :func:`unique_local_time` (time, process id,
   counter, random suffix); so do the plugin trainer's checkpoints.
+* **Folders** are made by RecBole's ``ensure_dir``, which checks and then
+  creates: two processes starting together (benchmark ``--jobs``, DDP ranks)
+  race, and the loser dies with ``FileExistsError`` on ``log/`` or
+  ``saved/``. Every RecBole module that uses it gets :func:`ensure_dir`,
+  which cannot lose that race.
 * **setuptools >= 82** has no ``pkg_resources``, which ray 2.6 imports, and
   ``recbole.quick_start`` imports ray at module level. This package never
   imports ``recbole.quick_start``: it has its own pipeline and checkpoint
@@ -118,6 +123,27 @@ def _unique_log_names():
     logger_module.get_local_time = unique_local_time
 
 
+# RecBole's modules that bind ``ensure_dir`` by name.
+_ENSURE_DIR_USERS = (
+    "recbole.utils",
+    "recbole.utils.utils",
+    "recbole.utils.logger",
+    "recbole.trainer.trainer",
+    "recbole.data.utils",
+    "recbole.data.dataset.dataset",
+)
+
+
+def ensure_dir(dir_path):
+    """RecBole's ``ensure_dir`` without its check-then-create race."""
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def _race_free_folders():
+    for name in _ENSURE_DIR_USERS:
+        importlib.import_module(name).ensure_dir = ensure_dir
+
+
 _SINE_MODULE = "recbole.model.sequential_recommender.sine"
 
 
@@ -132,5 +158,6 @@ def apply():
     _restore_numpy_aliases()
     _safe_trainer_checkpoints()
     _unique_log_names()
+    _race_free_folders()
     _undo_sine_anomaly_detection()
     distributed.apply()

@@ -23,7 +23,6 @@ line prints its one paragraph as in a single-process run.
 """
 
 import errno
-import os
 import socket
 
 import torch
@@ -154,9 +153,6 @@ def spawn(run_single, model, dataset, config_file_list, config_dict, saved, cmd_
     """Run ``run_single`` in ``config['nproc']`` processes; rank 0's result."""
     import torch.multiprocessing as mp
 
-    # RecBole's ranks would race to create these (check-then-makedirs).
-    for folder in (os.path.join("log", config["model"]), config["checkpoint_dir"]):
-        os.makedirs(folder, exist_ok=True)
     nproc = config["nproc"]
     config_dict = {
         **(config_dict or {}),

@@ -119,3 +119,17 @@ def test_float_fields_have_no_nan_after_loading(tiny_data):
     )
     dataset = create_dataset(config)
     assert not dataset.inter_feat["price"].isna().any()
+
+
+@pytest.mark.parametrize("module", compat._ENSURE_DIR_USERS)
+def test_recbole_folders_survive_a_process_creating_them_first(module, tmp_path, monkeypatch):
+    """Two processes starting together (benchmark ``--jobs``, DDP ranks) both
+    see ``log/`` missing, and one creates it before the other does: RecBole's
+    check-then-create ``ensure_dir`` then dies with FileExistsError."""
+    import importlib
+
+    folder = tmp_path / "log"
+    folder.mkdir()  # the other process won the race
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # this one checked before it did
+    importlib.import_module(module).ensure_dir(str(folder))
+    assert folder.is_dir()
