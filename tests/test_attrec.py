@@ -240,11 +240,11 @@ def test_loss_gradients_reach_every_table(data_path, train_dataset):
     assert torch.all(model.user_embedding.weight.grad[[0, 3, 4]] == 0)  # only users 1, 2 were used
 
 
-def hinge_model(data_path, dataset, margin, T):
+def hinge_model(data_path, dataset, margin, T, **overrides):
     """L = 2, omega = 0: window items X1 = e1, X2 = -e1 attend only to each other,
     so m = (X2 + X1) / 2 = 0; the target X3 = 0 (y = 0), every other item has norm 1 (y = 1)."""
     model = build(data_path, dataset, embedding_size=4, L=2, T=T, omega=0.0, reg_weight=0.0,
-                  margin=margin, neg_samples=2, dropout_prob=0.0)
+                  margin=margin, neg_samples=2, dropout_prob=0.0, **overrides)
     with torch.no_grad():
         model.item_embedding.weight.copy_(torch.tensor([0.0, 1.0, 0.0, 0.0]))
         model.item_embedding.weight[1] = torch.tensor([1.0, 0.0, 0.0, 0.0])
@@ -266,6 +266,53 @@ def test_hinge_is_zero_when_margin_holds(data_path, train_dataset, T, targets):
     loss.backward()
     assert loss.item() == pytest.approx(1.0, abs=1e-6)
     assert model.item_embedding.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("T, targets", [(1, [[3]]), (3, [[3, 0, 0]])])
+def test_logsigmoid_loss_matches_hand_computation(data_path, train_dataset, T, targets):
+    """The hinge_model case (y = 0 for the target, y = 1 for both negatives) under the reference
+    code's loss: -log(1 - sigmoid(0)) - 2 log sigmoid(1) = log 2 + 2 log(1 + e^-1) = 1.3197."""
+    model = hinge_model(data_path, train_dataset, 0.5, T, loss_type="logsigmoid")
+    inter = batch(model, [[1, 2]], targets=targets)
+    loss = model.calculate_loss(inter)
+    assert loss.item() == pytest.approx(math.log(2) + 2 * math.log(1 + math.exp(-1)), abs=1e-6)
+    loss.backward()  # the target (y = 0) is still pulled: d softplus(y) / dy = 1/2 at y = 0
+    assert model.item_embedding.weight.grad[3].abs().sum() == 0  # X3 = 0 sits at m = 0 exactly
+    assert model.item_embedding.weight.grad[[1, 2]].abs().sum() > 0
+
+
+def test_loss_types_on_random_distances(data_path, train_dataset):
+    """Both losses, term by term in plain Python, on distances of a random model; the
+    second sequence's last target is padding and adds nothing."""
+    targets = [[6, 7], [8, 0]]
+
+    def sigmoid(v):
+        return 1 / (1 + math.exp(-v))
+
+    for loss_type in ("hinge", "logsigmoid"):
+        model = build(data_path, train_dataset, embedding_size=4, L=2, T=2, omega=0.0, reg_weight=0.0,
+                      margin=0.7, neg_samples=3, dropout_prob=0.0, loss_type=loss_type)
+        inter = batch(model, [[1, 2, 3], [4, 5]], targets=targets)
+        torch.manual_seed(3)
+        negatives = model._sample_negatives(inter[model.NEXT_ITEMS]).tolist()
+        m = model.forward(inter[model.ITEM_SEQ], inter[model.ITEM_SEQ_LEN]).tolist()
+        X = model.item_embedding.weight.tolist()
+
+        def y(row, item):
+            return sum((m[row][k] - X[item][k]) ** 2 for k in range(4))
+
+        expected = 0.0
+        for row in range(2):
+            for t, target in enumerate(targets[row]):
+                if target == 0:
+                    continue
+                negs = [y(row, j) for j in negatives[row][t]]
+                if loss_type == "hinge":
+                    expected += sum(max(0.0, y(row, target) + 0.7 - n) for n in negs)
+                else:
+                    expected += -math.log(1 - sigmoid(y(row, target))) - sum(math.log(sigmoid(n)) for n in negs)
+        torch.manual_seed(3)
+        assert model.calculate_loss(inter).item() == pytest.approx(expected / 2, rel=1e-5)
 
 
 def test_regularisation_is_lambda_times_squared_norms(data_path, train_dataset):
@@ -406,7 +453,7 @@ def test_learns_the_cyclic_rule(data_path, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "key, value",
     [("omega", 1.5), ("omega", -0.1), ("margin", -0.5), ("L", 0), ("L", 11), ("T", 0), ("neg_samples", 0),
-     ("diag_mask", "middle"), ("train_neg_sample_args", {"distribution": "uniform", "sample_num": 1})],
+     ("diag_mask", "middle"), ("loss_type", "BPR"), ("train_neg_sample_args", {"distribution": "uniform", "sample_num": 1})],
 )
 def test_bad_hyper_parameters_are_rejected(data_path, train_dataset, key, value):
     with pytest.raises(ConfigError, match=f"{key}="):

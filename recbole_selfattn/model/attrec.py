@@ -13,6 +13,7 @@ Reference code:
 import math
 
 import torch
+import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
@@ -50,15 +51,28 @@ class AttRec(SequentialRecommender):
     the short-term table ``X``); they exist only when ``omega > 0``, so ``omega = 0`` (session
     data) needs no meaningful user ids.
 
-    **Loss** (hinge, margin :math:`\gamma`): the ``T`` next items of each training sequence are
-    positives (field of :class:`~recbole_selfattn.data.dataset.AttRecDataset`, 0-padded and
-    ignored where the sequence ends); each positive gets ``neg_samples`` negatives drawn here,
-    uniformly from all items but that sequence's positives and padding (torch's global RNG):
+    **Loss**: the ``T`` next items of each training sequence are positives ``i`` (field of
+    :class:`~recbole_selfattn.data.dataset.AttRecDataset`, 0-padded and ignored where the
+    sequence ends); each positive gets ``neg_samples`` negatives ``j`` drawn here, uniformly
+    from all items but that sequence's positives and padding (torch's global RNG).
+    ``loss_type: hinge`` (the paper, margin :math:`\gamma`):
 
     .. math::
         \mathcal{L} = \sum_{i} \sum_{j} [y(u,i) + \gamma - y(u,j)]_+ + \lambda \lVert\Theta\rVert^2
 
-    Per batch: the hinge sum of each sequence plus :math:`\lambda` times the squared norms of
+    ``loss_type: logsigmoid`` (what the released reference code trains: the distances
+    themselves as logits, positives pulled towards distance 0, negatives pushed away;
+    ``margin`` is unused):
+
+    .. math::
+        \mathcal{L} = \sum_{i} \Big( -\log(1 - \sigma(y(u,i))) - \sum_{j} \log \sigma(y(u,j)) \Big)
+            + \lambda \lVert\Theta\rVert^2
+
+    computed as :math:`\mathrm{softplus}(y) = -\log(1 - \sigma(y))` and
+    :math:`\mathrm{softplus}(-y) = -\log \sigma(y)` (stable; the reference code adds
+    :math:`10^{-10}` inside the logs instead).
+
+    Per batch: the ranking-loss sum of each sequence plus :math:`\lambda` times the squared norms of
     the rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
     :math:`\lambda (\lVert W_Q \rVert^2 + \lVert W_K \rVert^2)` (RecBole's ``EmbLoss``
     convention: only looked-up rows are regularised, so Adam does not shrink unseen rows).
@@ -68,7 +82,8 @@ class AttRec(SequentialRecommender):
     Where the reference code differs, the paper is followed and the reference kept as an
     option or noted here: diagonal masked before the softmax (reference: after, option
     ``diag_mask``); norm clipping on (reference: off, option ``norm_clip``); hinge loss (the
-    released code trains a log-sigmoid loss, its hinge line is commented out); interleaved
+    released code trains the log-sigmoid loss, its hinge line is commented out; option
+    ``loss_type``); interleaved
     sin/cos timing signal as in the paper's equation (reference: tensor2tensor's concatenated
     halves); padded positions masked (reference: attends to padding). The model gets no
     negatives from RecBole's sampler, so it declares ``InputType.POINTWISE`` and requires
@@ -88,6 +103,8 @@ class AttRec(SequentialRecommender):
         require(config, "neg_samples", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
         require(config, "reg_weight", lambda v: v >= 0, "a number >= 0")
         require(config, "dropout_prob", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        require(config, "loss_type", lambda v: v in ("hinge", "logsigmoid"),
+                "'hinge' (paper) or 'logsigmoid' (reference code)")
         require(config, "diag_mask", lambda v: v in ("before", "after"), "'before' (paper) or 'after' (reference code)")
         require(config, "train_neg_sample_args", lambda v: v["distribution"] == "none",
                 "~ (AttRec samples its own negatives; set neg_samples instead)")
@@ -100,6 +117,7 @@ class AttRec(SequentialRecommender):
         self.omega = config["omega"]
         self.reg_weight = config["reg_weight"]
         self.neg_samples = config["neg_samples"]
+        self.hinge_loss = config["loss_type"] == "hinge"
         self.mask_before_softmax = config["diag_mask"] == "before"
         self.norm_clip = config["norm_clip"]
         self.NEXT_ITEMS = next_items_field(config)
@@ -210,6 +228,15 @@ class AttRec(SequentialRecommender):
             negatives = negatives + shift.long()
         return negatives
 
+    def _ranking_loss(self, pos_distance, neg_distance, real):
+        """The hinge or log-sigmoid sum over a batch's positives ``[B, T]`` and their
+        negatives ``[B, T, neg_samples]``; ``real`` ``[B, T]`` is False for padded targets."""
+        if self.hinge_loss:
+            per_positive = torch.relu(pos_distance.unsqueeze(-1) + self.margin - neg_distance).sum(-1)
+        else:  # -log(1 - sigmoid(y_i)) - sum_j log sigmoid(y_j)
+            per_positive = F.softplus(pos_distance) + F.softplus(-neg_distance).sum(-1)
+        return (per_positive * real).sum()
+
     def calculate_loss(self, interaction):
         self._clip_norms()
         item_seq = interaction[self.ITEM_SEQ]
@@ -220,8 +247,7 @@ class AttRec(SequentialRecommender):
 
         pos_distance = self._distance(interaction, seq_output, positives)
         neg_distance = self._distance(interaction, seq_output, negatives)
-        hinge = torch.relu(pos_distance.unsqueeze(-1) + self.margin - neg_distance)
-        hinge = hinge * (positives > 0).unsqueeze(-1)
+        ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
         window, _ = self._window(item_seq, item_seq_len)
         used_items = torch.cat([window, positives, negatives.flatten(1)], dim=1)
@@ -232,7 +258,7 @@ class AttRec(SequentialRecommender):
         reg = reg / item_seq.size(0) + self.query_proj.weight.pow(2).sum()
         if self.key_proj is not self.query_proj:
             reg = reg + self.key_proj.weight.pow(2).sum()
-        return hinge.sum() / item_seq.size(0) + self.reg_weight * reg
+        return ranking / item_seq.size(0) + self.reg_weight * reg
 
     def predict(self, interaction):
         self._clip_norms()
