@@ -183,7 +183,9 @@ class MIND(SequentialRecommender):
             interest_mask (torch.BoolTensor): valid interests, ``[B, K]``.
 
         Returns:
-            torch.Tensor: interest capsules ``u_j``, ``[B, K, d]``.
+            tuple: interest capsules ``u_j`` ``[B, K, d]`` and the last iteration's routing
+            weights ``w_ij`` ``[B, L, K]`` (0 for padded items; with the softmax over
+            interests, also for invalid interests).
         """
         low_capsules = torch.matmul(item_emb, self.S.t())  # [B, L, d], row i is S c_i
         logits = self._initial_logits(item_emb.size(0), item_emb.size(1), item_emb.device)
@@ -201,10 +203,16 @@ class MIND(SequentialRecommender):
             if iteration < self.routing_iters - 1:
                 with torch.no_grad():
                     logits = logits + torch.einsum("bkd,bld->blk", interests, low_capsules)
-        return interests
+        return interests, weights
 
     def forward(self, item_seq, item_seq_len):
-        r"""Interest capsules ``[B, K, d]`` and their validity mask ``[B, K]``.
+        r"""Interest capsules ``[B, K, d]`` and their validity mask ``[B, K]`` (:meth:`route`)."""
+        interests, interest_mask, _ = self.route(item_seq, item_seq_len)
+        return interests, interest_mask
+
+    def route(self, item_seq, item_seq_len):
+        r"""Interest capsules ``[B, K, d]``, their validity mask ``[B, K]`` and the routing
+        weights ``w_ij`` ``[B, L', K]`` that built them, ``L' = max(ITEM_SEQ_LEN)``.
 
         A history's items are its first ``ITEM_SEQ_LEN`` positions (whatever ids follow
         them). The positions after the batch's longest history are padding in every row
@@ -215,8 +223,8 @@ class MIND(SequentialRecommender):
         positions = torch.arange(item_seq.size(1), device=item_seq.device)
         item_mask = positions.unsqueeze(0) < item_seq_len.unsqueeze(1)  # [B, L]
         interest_mask = self.interest_mask(item_seq_len)
-        interests = self.b2i_routing(item_emb, item_mask, interest_mask)
-        return self.interest_layer(interests), interest_mask
+        interests, weights = self.b2i_routing(item_emb, item_mask, interest_mask)
+        return self.interest_layer(interests), interest_mask, weights
 
     def label_attention(self, interests, interest_mask, target_emb):
         r"""The label-aware attention weights ``softmax_j(pow(u_j . e_t, p))``, ``[B, K]``.
