@@ -112,21 +112,23 @@ class Recommender:
         last ``MAX_ITEM_LIST_LENGTH`` the model reads); fewer than ``k``
         items come back when fewer are left to recommend.
         """
-        if not history:
-            raise UsageError("The history is empty: give at least one item token.")
-        history_ids = self._item_ids(history)
-        ids = history_ids[-self.config["MAX_ITEM_LIST_LENGTH"] :]
-        scores = self.model.full_sort_predict(self._interaction(ids, user)).view(-1).clone()
+        scores = self.model.full_sort_predict(self.model_input(history, user)).view(-1).clone()
         scores[0] = -torch.inf  # padding
         candidates = scores.numel() - 1
         if exclude_history:
-            excluded = sorted(set(history_ids))
+            excluded = sorted(set(self._item_ids(history)))
             scores[torch.tensor(excluded)] = -torch.inf
             candidates -= len(excluded)
         top = torch.topk(scores, min(k, candidates)).indices.cpu().numpy()
         return [str(token) for token in self.dataset.id2token(self.dataset.iid_field, top)]
 
-    def _interaction(self, ids, user):
+    def model_input(self, history, user=None):
+        """The one-row ``Interaction`` the model reads for ``history`` (item tokens,
+        oldest first; its last ``MAX_ITEM_LIST_LENGTH`` items) and ``user`` (see
+        :meth:`recommend`)."""
+        if not history:
+            raise UsageError("The history is empty: give at least one item token.")
+        ids = self._item_ids(history)[-self.config["MAX_ITEM_LIST_LENGTH"] :]
         item_seq = torch.zeros(1, self.config["MAX_ITEM_LIST_LENGTH"], dtype=torch.long)
         item_seq[0, : len(ids)] = torch.tensor(ids)
         user_ids = self.dataset.field2token_id[self.dataset.uid_field]

@@ -30,7 +30,6 @@ the training run found them) and prints the three measures on the test split::
 import os
 import statistics
 import sys
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +39,7 @@ from recbole_selfattn import checkpoint
 from recbole_selfattn.checkpoint import CheckpointError
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
+from recbole_selfattn.diagnostics.command import run_command
 from recbole_selfattn.errors import UsageError
 from recbole_selfattn.recommender import Recommender
 from recbole_selfattn.trainer import token_vocabulary
@@ -254,19 +254,7 @@ def parse_args(argv):
 
 def main(argv=None):
     """Entry point; returns the process exit status (2 for bad input)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    # RecBole 1.2.1 triggers pandas/torch deprecation warnings on every run
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    try:
-        print(report(*parse_args(argv)))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(argv, USAGE, lambda args: print(report(*parse_args(args))))
 
 
 if __name__ == "__main__":
