@@ -130,3 +130,12 @@ def test_bad_input_is_one_paragraph_and_exit_2(checkpoints, tmp_path, capsys):
         assert explain.main(argv) == 2, argv
         assert named in one_paragraph_error(capsys)
     assert not list((tmp_path).glob("*-explain.*"))
+
+
+def test_history_longer_than_the_model_reads(checkpoints, tmp_path, capsys):
+    history = [f"i{k}" for k in range(1, 13)]  # MAX_ITEM_LIST_LENGTH = 10
+    status, out = command(capsys, checkpoints["MTAW"], tmp_path, history)
+    _, model, seq, length = model_input(checkpoints["MTAW"], history)
+    assert status == 0 and length.item() == 10
+    assert torch.allclose(printed_matrix(out, 1, 10), model.interest_enhancing(seq, length)[1], atol=5e-5)
+    assert "l1:i3" in out and "The model reads the last 10 of the 12 history items given." in out

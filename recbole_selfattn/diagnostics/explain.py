@@ -153,8 +153,8 @@ def explain(recommender, history, user=None, top_k=5):
         explanation = _mtaw(model, interaction, tokens)
     else:
         explanation = _mind(recommender, interaction, tokens, top_k)
-    read = f"the last {n} of {len(history)}" if n < len(history) else f"all {n}"
-    explanation.notes[:0] = [f"The model reads {read} history items."]
+    if n < len(history):
+        explanation.notes.insert(0, f"The model reads the last {n} of the {len(history)} history items given.")
     explanation.notes.append(f"Top {top_k} recommendations: {', '.join(recommender.recommend(history, top_k, user))}")
     return explanation
 
