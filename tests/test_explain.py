@@ -50,9 +50,11 @@ def printed_matrix(out, n_rows, n_columns):
 
 
 def model_input(model_file, history=HISTORY):
+    """The checkpoint's recommender and model, and the model's input for ``history``."""
     recommender = Recommender(model_file)
+    model = recommender.model
     interaction = recommender.model_input(history)
-    return recommender, recommender.model, interaction[recommender.model.ITEM_SEQ], interaction[recommender.model.ITEM_SEQ_LEN]
+    return recommender, model, interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
 
 
 @pytest.mark.parametrize("model", ["AttRec", "MTAW", "MIND"])

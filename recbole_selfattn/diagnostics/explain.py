@@ -170,7 +170,9 @@ def write(explanation, model_file, name, output):
             draw(explanation, f)
         write_text(stem + ".txt", text)
     except OSError as e:
-        raise UsageError(f"Cannot write into --output={output} ({e.strerror}): give a folder you can write to.") from None
+        raise UsageError(
+            f"Cannot write into --output={output} ({e.strerror}): give a folder you can write to."
+        ) from None
     return text
 
 

@@ -72,8 +72,8 @@ class AttRec(SequentialRecommender):
     :math:`\mathrm{softplus}(-y) = -\log \sigma(y)` (stable; the reference code adds
     :math:`10^{-10}` inside the logs instead).
 
-    Per batch: the ranking-loss sum of each sequence plus :math:`\lambda` times the squared norms of
-    the rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
+    Per batch: the loss sum of each sequence plus :math:`\lambda` times the squared norms of the
+    rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
     :math:`\lambda (\lVert W_Q \rVert^2 + \lVert W_K \rVert^2)` (RecBole's ``EmbLoss``
     convention: only looked-up rows are regularised, so Adam does not shrink unseen rows).
     With ``norm_clip`` every row of ``X``, ``V``, ``U`` is projected onto the unit ball
@@ -83,11 +83,10 @@ class AttRec(SequentialRecommender):
     option or noted here: diagonal masked before the softmax (reference: after, option
     ``diag_mask``); norm clipping on (reference: off, option ``norm_clip``); hinge loss (the
     released code trains the log-sigmoid loss, its hinge line is commented out; option
-    ``loss_type``); interleaved
-    sin/cos timing signal as in the paper's equation (reference: tensor2tensor's concatenated
-    halves); padded positions masked (reference: attends to padding). The model gets no
-    negatives from RecBole's sampler, so it declares ``InputType.POINTWISE`` and requires
-    ``train_neg_sample_args: ~``.
+    ``loss_type``); interleaved sin/cos timing signal as in the paper's equation (reference:
+    tensor2tensor's concatenated halves); padded positions masked (reference: attends to
+    padding). The model gets no negatives from RecBole's sampler, so it declares
+    ``InputType.POINTWISE`` and requires ``train_neg_sample_args: ~``.
     """
 
     input_type = InputType.POINTWISE
