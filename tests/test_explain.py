@@ -131,6 +131,7 @@ def test_bad_input_is_one_paragraph_and_exit_2(checkpoints, tmp_path, capsys):
     for argv, named in cases:
         assert explain.main(argv) == 2, argv
         assert named in one_paragraph_error(capsys)
+    assert explain.main(["--help"]) == 0 and capsys.readouterr().out.startswith("usage: ")
     assert not list((tmp_path).glob("*-explain.*"))
 
 
