@@ -17,16 +17,20 @@ HISTORY = ["i3", "i4", "i5", "i6", "i7", "i8", "i9", "i10", "i11"]  # 9 items: M
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """One tiny trained checkpoint per model (GRU4Rec: a model without a map)."""
+    """One tiny trained checkpoint per model (GRU4Rec: a model without a map), and a
+    MIND whose routing softmax runs over the items."""
     folder = tmp_path_factory.mktemp("explain")
     data = write_inter(folder / "data", "tiny", cyclic_sequences())
     cwd = os.getcwd()
     os.chdir(folder)  # log/ and saved/ land there
+    runs = {name: (name, {}) for name in ("AttRec", "MTAW", "MIND", "GRU4Rec")}
+    runs["MIND-items"] = ("MIND", {"routing_softmax": "items"})
     try:
-        return {
-            model: str(folder / run(model, "tiny", config_dict=tiny_config(data, epochs=2), cmd_args=[])["model_file"])
-            for model in ("AttRec", "MTAW", "MIND", "GRU4Rec")
-        }
+        files = {}
+        for name, (model, extra) in runs.items():
+            result = run(model, "tiny", config_dict=tiny_config(data, epochs=2, **extra), cmd_args=[])
+            files[name] = str(folder / result["model_file"])
+        return files
     finally:
         os.chdir(cwd)
 
@@ -111,6 +115,15 @@ def test_mind_routing_weights_and_top_items(checkpoints, tmp_path, capsys):
         line = f"  interest {j + 1}: " + ", ".join(f"{t} ({scores[j, i]:.4f})" for t, i in zip(tokens, ranked))
         assert line in out.splitlines()
     assert "interest 4:" not in out
+
+
+def test_mind_routing_softmax_over_items(checkpoints, tmp_path, capsys):
+    status, out = command(capsys, checkpoints["MIND-items"], tmp_path)
+    _, model, seq, length = model_input(checkpoints["MIND-items"])
+    printed = printed_matrix(out, len(HISTORY), model.interest_num)
+    assert status == 0 and torch.allclose(printed, model.route(seq, length)[2][0], atol=5e-5)
+    assert torch.allclose(printed.sum(0), torch.ones(model.interest_num), atol=2e-4)  # per interest, over items
+    assert "Each interest's routing weights sum to 1 over the history items" in out
 
 
 def test_bad_input_is_one_paragraph_and_exit_2(checkpoints, tmp_path, capsys):

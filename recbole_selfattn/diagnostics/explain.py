@@ -120,8 +120,11 @@ def _mind(recommender, interaction, tokens, top_k):
             items = _tokens(recommender, top.indices[j])
             notes.append(f"  interest {j + 1}: " + ", ".join(
                 f"{t} ({s:.4f})" for t, s in zip(items, top.values[j].tolist())))
-    over = "interests" if not model.softmax_over_items else "history items"
-    notes.append(f"Routing weights sum to 1 over the {over}; routing start at prediction: "
+    if model.softmax_over_items:
+        sums = "Each interest's routing weights sum to 1 over the history items"
+    else:
+        sums = "Each history item's routing weights sum to 1 over the valid interests"
+    notes.append(f"{sums}; routing start at prediction: "
                  f"{'fixed' if model.fixed_eval_routing else 'random (another run differs)'}.")
     columns = [f"interest {j + 1}" + ("" if ok else " (invalid)") for j, ok in enumerate(valid)]
     return Explanation(
