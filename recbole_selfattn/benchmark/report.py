@@ -1,17 +1,14 @@
-"""Leaderboard tables and plots, generated from a benchmark's run files only.
+"""Leaderboard tables, generated from a benchmark's run files only.
 
-:mod:`recbole_selfattn.benchmark` writes one ``runs/<model>_seed<seed>.json``
-per run and a ``benchmark.json`` naming the models, seeds and settings.
-:func:`write_report` reads nothing else and writes, in the same folder:
+:func:`write_report` reads ``benchmark.json``, ``runs/*.json`` and
+``per_user/*.json`` (:mod:`~recbole_selfattn.benchmark.records`) and writes,
+in the same folder:
 
 * ``results.md``: a header (dataset, protocol config files, seeds, overrides,
-  date, machine) above a Markdown table, one row per model;
+  date, machine, the significance test) above a Markdown table, one row per model;
 * ``results.csv`` and ``results.json``: the same rows with full precision
-  (``results.json`` also keeps every seed's value);
-* ``metrics.png``: NDCG@10, Recall@10 and MRR@10 per model, with the seeds'
-  standard deviation as error bars;
-* ``valid_curves.png``: the validation metric after each evaluation, one line
-  per run.
+  (``results.json`` also keeps every seed's value and the test's details);
+* ``metrics.png`` and ``valid_curves.png`` (:mod:`~recbole_selfattn.benchmark.plots`).
 
 A row's test metrics are the mean and the sample standard deviation
 (``ddof=1``) over the seeds whose run succeeded; with one seed there is no
@@ -19,92 +16,32 @@ standard deviation (blank) and ``n`` says so. A model with a failed or missing
 seed is marked ``FAILED`` (or ``incomplete``) with the reason, and keeps the
 statistics of its successful seeds. A run file that is not a JSON record
 (e.g. truncated by a crash) counts as a failed run whose note says so; the
-benchmark command redoes it. Every file is written whole or not at all
-(:mod:`recbole_selfattn.safe_write`), so a crash never leaves a half-written one.
+benchmark command redoes it. Beside the metrics: seconds per epoch, time to
+the best validation score and total training time (training and validation,
+mean over seeds), peak memory, and the paired test against the best baseline
+(:mod:`~recbole_selfattn.benchmark.significance`). This module imports no
+model code, so ``--report-only`` is quick.
 """
 
 import csv
 import io
-import json
 import platform
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recbole_selfattn.errors import UsageError
-from recbole_selfattn.safe_write import write_text
+from recbole_selfattn.benchmark import plots, records, significance
 
-MANIFEST = "benchmark.json"
 TABLE_METRICS = ("recall", "mrr", "ndcg", "hit")  # the Markdown table's metrics (all are in the CSV)
-PLOT_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+STATS = ("best_epoch_mean", "seconds_per_epoch_mean", "seconds_to_best_mean", "train_seconds_mean",
+         "wall_seconds_total", "peak_rss_mb_max", "peak_gpu_mb_max", "num_params")
 
 
-def run_path(output, model, seed):
-    return Path(output) / "runs" / f"{safe_name(model)}_seed{seed}.json"
-
-
-def safe_name(model):
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
-
-
-def read_json(path):
-    """The JSON object in ``path``, or ``None`` when the file is not one
-    (truncated, empty, or not an object)."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` whole or not at all (:func:`~recbole_selfattn.safe_write.atomic_open`)."""
-    write_text(path, text, newline="")
-
-
-def write_json(path, record):
-    write_atomic(path, json.dumps(record, indent=2) + "\n")
-
-
-def load_manifest(output):
-    path = Path(output) / MANIFEST
-    if not path.is_file():
-        raise UsageError(
-            f"{path} does not exist: {output} holds no benchmark. Run the benchmark first "
-            "(python -m recbole_selfattn.benchmark --models=... --dataset=... --output=...)."
-        )
-    manifest = read_json(path)
-    if manifest is None:
-        raise UsageError(
-            f"{path} is not a readable benchmark record (truncated or corrupt), so the models and seeds "
-            "of the table are unknown. Re-run the benchmark command that made this folder: it rewrites "
-            f"{MANIFEST}, skips the runs already done and redoes unreadable ones."
-        )
-    return manifest
-
-
-def load_run(output, model, seed):
-    """The run's record, ``None`` when it has not been run, or a ``failed``
-    record saying so when its file is unreadable (the benchmark redoes it)."""
-    path = run_path(output, model, seed)
-    if not path.is_file():
-        return None
-    record = read_json(path)
-    if record is None or "status" not in record:
-        return {
-            "model": model,
-            "seed": seed,
-            "status": "failed",
-            "error": f"run file {path.name} is unreadable (truncated or corrupt); re-run the benchmark to redo it",
-        }
-    return record
-
-
-def summarise(model, seeds, records):
+def summarise(model, seeds, runs):
     """One leaderboard row from the model's run records (``None`` = not run)."""
-    ok = [r for r in records if r and r["status"] == "ok"]
-    failed = [(s, r) for s, r in zip(seeds, records) if r and r["status"] != "ok"]
-    missing = [s for s, r in zip(seeds, records) if r is None]
+    ok = [r for r in runs if r and r["status"] == "ok"]
+    failed = [(s, r) for s, r in zip(seeds, runs) if r and r["status"] != "ok"]
+    missing = [s for s, r in zip(seeds, runs) if r is None]
     keys = list(dict.fromkeys(k for r in ok for k in r["test_result"]))
     metrics = {}
     for key in keys:
@@ -128,18 +65,23 @@ def summarise(model, seeds, records):
     def collect(field):
         return [r[field] for r in ok if r.get(field) is not None]
 
-    best_epochs, per_epoch = collect("best_epoch"), collect("seconds_per_epoch")
+    def mean(field):
+        values = collect(field)
+        return statistics.fmean(values) if values else None
+
     rss, gpu, params = collect("peak_rss_mb"), collect("peak_gpu_mb"), collect("num_params")
     return {
         "model": model,
         "status": status,
         "n": len(ok),
         "n_seeds": len(seeds),
-        "seeds": {str(s): (r["status"] if r else "not run") for s, r in zip(seeds, records)},
+        "seeds": {str(s): (r["status"] if r else "not run") for s, r in zip(seeds, runs)},
         "note": "; ".join(notes),
         "metrics": metrics,
-        "best_epoch_mean": statistics.fmean(best_epochs) if best_epochs else None,
-        "seconds_per_epoch_mean": statistics.fmean(per_epoch) if per_epoch else None,
+        "best_epoch_mean": mean("best_epoch"),
+        "seconds_per_epoch_mean": mean("seconds_per_epoch"),
+        "seconds_to_best_mean": mean("seconds_to_best"),
+        "train_seconds_mean": mean("train_seconds"),
         "wall_seconds_total": sum(collect("wall_seconds")) if ok else None,
         "peak_rss_mb_max": max(rss) if rss else None,
         "peak_gpu_mb_max": max(gpu) if gpu else None,
@@ -147,14 +89,14 @@ def summarise(model, seeds, records):
     }
 
 
-def _header(manifest, records):
-    ok = [r for r in records if r and r["status"] == "ok"]
+def _header(manifest, runs, baseline):
+    ok = [r for r in runs if r and r["status"] == "ok"]
 
     def distinct(field):
         return sorted({str(r[field]) for r in ok if r.get(field)})
 
     versions = ok[0]["versions"] if ok else {}
-    finished = sorted(r["finished_at"] for r in records if r and r.get("finished_at"))
+    finished = sorted(r["finished_at"] for r in runs if r and r.get("finished_at"))
     return {
         "dataset": manifest["dataset"],
         "config_files": manifest["config_files"],
@@ -170,6 +112,7 @@ def _header(manifest, records):
         "gpu": distinct("gpu"),
         "versions": versions,
         "runs_finished": [finished[0], finished[-1]] if finished else None,
+        "baseline": baseline,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -177,17 +120,25 @@ def _header(manifest, records):
 def write_report(output):
     """Regenerate every table and plot of ``output`` from its run files; returns the summary."""
     output = Path(output)
-    manifest = load_manifest(output)
+    manifest = records.load_manifest(output)
     seeds = manifest["seeds"]
-    per_model = {m: [load_run(output, m, s) for s in seeds] for m in manifest["models"]}
-    rows = [summarise(m, seeds, recs) for m, recs in per_model.items()]
-    header = _header(manifest, [r for recs in per_model.values() for r in recs])
+    per_model = {m: [records.load_run(output, m, s) for s in seeds] for m in manifest["models"]}
+    baseline, tests = significance.compare_all(
+        lambda record: records.load_per_user(output, record, significance.METRIC), per_model
+    )
+    rows = []
+    for model, runs in per_model.items():
+        row = summarise(model, seeds, runs)
+        row["baseline"] = model == baseline
+        row["significance"] = tests.get(model)
+        rows.append(row)
+    header = _header(manifest, [r for runs in per_model.values() for r in runs], baseline)
     summary = {"benchmark": header, "rows": rows}
-    write_json(output / "results.json", summary)
+    records.write_json(output / "results.json", summary)
     write_csv(output / "results.csv", rows)
-    write_atomic(output / "results.md", markdown(header, rows))
-    plot_metrics(output / "metrics.png", rows, header)
-    plot_valid_curves(output / "valid_curves.png", per_model, header)
+    records.write_atomic(output / "results.md", markdown(header, rows))
+    plots.metrics_figure(rows, header).savefig(output / "metrics.png", dpi=120)
+    plots.valid_curves_figure(per_model, rows, header).savefig(output / "valid_curves.png", dpi=120)
     return summary
 
 
@@ -200,18 +151,19 @@ def write_csv(path, rows):
     fields = ["model", "status", "n", "n_seeds"]
     for key in keys:
         fields += [f"{key}_mean", f"{key}_std"]
-    stats = ["best_epoch_mean", "seconds_per_epoch_mean", "wall_seconds_total", "peak_rss_mb_max", "peak_gpu_mb_max", "num_params"]
-    fields += stats + ["note"]
+    fields += [*STATS, "baseline", "p_value", "mean_difference", "note"]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=fields)
     writer.writeheader()
     for row in rows:
-        line = {field: row[field] for field in ("model", "status", "n", "n_seeds", *stats, "note")}
+        line = {field: row[field] for field in ("model", "status", "n", "n_seeds", *STATS, "baseline", "note")}
+        test = row["significance"] or {}
+        line["p_value"], line["mean_difference"] = test.get("p_value"), test.get("mean_difference")
         for key in keys:
             metric = row["metrics"].get(key, {})
             line[f"{key}_mean"], line[f"{key}_std"] = metric.get("mean"), metric.get("std")
         writer.writerow({k: "" if v is None else v for k, v in line.items()})
-    write_atomic(path, text.getvalue())
+    records.write_atomic(path, text.getvalue())
 
 
 def _label(key):
@@ -222,6 +174,24 @@ def _label(key):
 
 def _cell(value, digits=1):
     return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _significance_cell(row):
+    if row["baseline"]:
+        return "baseline"
+    test = row["significance"]
+    if test is None:
+        return "n/a"
+    p = "identical" if test["p_value"] is None else f"p={test['p_value']:.2g}"
+    return f"{test['mean_difference']:+.4f}, {p}"
+
+
+def _significance_line(header):
+    if not header["baseline"]:
+        return "none: no RecBole built-in model succeeded with per-user test metrics"
+    return (f"each model vs **{header['baseline']}**, the RecBole built-in with the best mean validation "
+            f"NDCG@10; {significance.TEST_NAME} test (scipy) over the test users' NDCG@10, each user's value "
+            "averaged over the seeds both models completed; the cell is the mean difference and the p-value")
 
 
 def _escape(text):
@@ -247,6 +217,9 @@ def markdown(header, rows):
         "(ddof=1) over the seeds that succeeded (n); no std when n = 1",
         "- **Overrides (every run)**: " + (" ".join(f"`{o}`" for o in header["overrides"]) or "none"),
         f"- **Validation metric** (early stopping, curves): {', '.join(header['valid_metric']) or 'n/a'}",
+        f"- **Significance**: {_significance_line(header)}",
+        "- **Time**: s/epoch is training only; to best and total are training plus validation up to the "
+        "best validation score and to the end of training (mean over seeds, resumed runs counted once)",
         f"- **Machine**: CPU {', '.join(header['cpu'])}; GPU {', '.join(header['gpu']) or 'none'}; "
         f"device {', '.join(header['devices']) or 'n/a'}",
         "- **Versions**: " + (", ".join(f"{k} {v}" for k, v in header["versions"].items()) or "n/a"),
@@ -256,7 +229,8 @@ def markdown(header, rows):
     if header.get("command"):
         lines.append(f"- **Command**: `{header['command']}`")
     lines.append("")
-    columns = ["Model", "n", *map(_label, shown), "Best epoch", "s/epoch", "Wall (s)", "Peak RSS (MB)"]
+    columns = ["Model", "n", *map(_label, shown), "vs baseline", "Best epoch", "s/epoch", "To best (s)",
+               "Total (s)", "Peak RSS (MB)"]
     columns += ["Peak GPU (MB)"] if gpu else []
     columns += ["Params", "Status"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
@@ -270,9 +244,11 @@ def markdown(header, rows):
                 std = "" if metric["std"] is None else f" ± {metric['std']:.4f}"
                 cells.append(f"{metric['mean']:.4f}{std}")
         cells += [
+            _significance_cell(row),
             _cell(row["best_epoch_mean"]),
             _cell(row["seconds_per_epoch_mean"], 2),
-            _cell(row["wall_seconds_total"], 0),
+            _cell(row["seconds_to_best_mean"], 0),
+            _cell(row["train_seconds_mean"], 0),
             _cell(row["peak_rss_mb_max"], 0),
         ]
         cells += [_cell(row["peak_gpu_mb_max"], 0)] if gpu else []
@@ -281,58 +257,3 @@ def markdown(header, rows):
     if len(shown) < len(keys):
         lines += ["", f"Also computed, in `results.csv`: {', '.join(_label(k) for k in keys if k not in shown)}."]
     return "\n".join(lines) + "\n"
-
-
-def _figure(width, height):
-    # The object-oriented API renders with Agg and leaves pyplot's global backend alone.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def plot_metrics(path, rows, header):
-    rows = [row for row in rows if row["metrics"]]
-    keys = [k for k in PLOT_METRICS if any(k in row["metrics"] for row in rows)] or _metric_keys(rows)[:3]
-    fig = _figure(max(6.0, 1.2 * len(rows) * max(len(keys), 1) / 2 + 2), 4.5)
-    ax = fig.add_subplot()
-    width = 0.8 / max(len(keys), 1)
-    for i, key in enumerate(keys):
-        means = [row["metrics"].get(key, {}).get("mean", 0.0) for row in rows]
-        stds = [row["metrics"].get(key, {}).get("std") or 0.0 for row in rows]
-        positions = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(rows))]
-        ax.bar(positions, means, width, yerr=stds, capsize=3, label=_label(key))
-    ax.set_xticks(range(len(rows)), [f"{row['model']} (n={row['n']})" for row in rows])
-    ax.set_ylabel("test metric (mean ± std over seeds)")
-    ax.set_title(f"{header['dataset']}: test metrics")
-    _save(fig, ax, path, bool(keys), "no successful run")
-
-
-def _save(fig, ax, path, drawn, empty_note):
-    """A legend when something was drawn, else ``empty_note`` across the axes; write the PNG."""
-    if drawn:
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, empty_note, ha="center", va="center", transform=ax.transAxes)
-    fig.savefig(path, dpi=120)
-
-
-def plot_valid_curves(path, per_model, header):
-    from matplotlib.ticker import MaxNLocator
-
-    fig = _figure(7, 4.5)
-    ax = fig.add_subplot()
-    colors = [f"C{i % 10}" for i in range(len(per_model))]
-    drawn = False
-    for color, (model, records) in zip(colors, per_model.items()):
-        label = model
-        for record in records:
-            if not record or record["status"] != "ok" or not record["valid_curve"] or not record["eval_step"]:
-                continue
-            epochs = [record["eval_step"] * (i + 1) for i in range(len(record["valid_curve"]))]
-            ax.plot(epochs, record["valid_curve"], color=color, marker=".", alpha=0.8, label=label)
-            label, drawn = None, True  # one legend entry per model, one line per seed
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {', '.join(header['valid_metric']) or 'metric'}")
-    ax.set_title(f"{header['dataset']}: validation curves (one line per seed)")
-    _save(fig, ax, path, drawn, "no validation curve")
