@@ -105,6 +105,17 @@ def check_models_and_dataset(args):
     return unknown
 
 
+def _protocol(settings):
+    """What must not change within a folder: config files count by content, not
+    by path (a folder may move, or be run from elsewhere, between slices)."""
+    return {
+        "dataset": settings.get("dataset"),
+        "config_files": [f.get("sha256") for f in settings.get("config_files", [])],
+        "overrides": settings.get("overrides"),
+        "model_configs": {m: f.get("sha256") for m, f in settings.get("model_configs", {}).items()},
+    }
+
+
 def write_manifest(args, argv):
     """Record the benchmark's settings in ``benchmark.json``; refuse a folder
     that holds runs made with other settings."""
@@ -123,11 +134,12 @@ def write_manifest(args, argv):
     if path.is_file() and old is None:
         print(f"{path} was unreadable (truncated or corrupt): rewriting it; runs whose file says ok are kept.")
     if old is not None:
-        changed = [k for k in settings if old.get(k) != settings[k]]
+        there, now_ = _protocol(old), _protocol(settings)
+        changed = [k for k in now_ if there.get(k) != now_[k]]
         if changed:
             raise UsageError(
                 f"{args.output} holds runs made with other settings ({', '.join(changed)} differ: "
-                f"{ {k: old.get(k) for k in changed} } there, { {k: settings[k] for k in changed} } now). "
+                f"{ {k: there.get(k) for k in changed} } there, { {k: now_[k] for k in changed} } now). "
                 "Use another --output, or delete that folder to start over."
             )
     argv = [records.portable_text(a) for a in argv]

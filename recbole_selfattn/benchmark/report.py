@@ -95,7 +95,7 @@ def _header(manifest, runs, baseline):
     def distinct(field):
         return sorted({str(r[field]) for r in ok if r.get(field)})
 
-    versions = ok[0]["versions"] if ok else {}
+    versions = ok[0].get("versions", {}) if ok else {}
     finished = sorted(r["finished_at"] for r in runs if r and r.get("finished_at"))
     return {
         "dataset": manifest["dataset"],
