@@ -22,7 +22,8 @@ FIRST_SEED = 2020
 USAGE = f"""\
 usage: python -m recbole_selfattn.benchmark [--models=A,B,...] [--dataset=NAME] [--seeds=N | --seeds=S1,S2,...]
                                             [--config_files=FILES] [--model_configs=DIR] [--output=DIR]
-                                            [--jobs=N] [--timeout=SECONDS] [--KEY=VALUE ...] [--report-only]
+                                            [--jobs=N] [--timeout=SECONDS] [--variants=SPEC] [--KEY=VALUE ...]
+                                            [--report-only]
 
 Train and test every model with every seed, each run in its own process, and
 write a leaderboard (results.md/.csv/.json, metrics.png, valid_curves.png).
@@ -40,6 +41,12 @@ options:
   --jobs=N              runs at a time, each its own process (default 1)
   --timeout=SECONDS     stop a run after this many seconds; it becomes a FAILED seed
                         that the next run of the command continues
+  --variants=SPEC       a study of ONE model: each ';'-separated variant is a row
+                        with its comma-separated overrides, beside the model's
+                        default row, e.g. --models=AttRec --variants="omega=0;T=1,L=10"
+                        gives rows AttRec, AttRec[omega=0], AttRec[T=1,L=10]; the
+                        table shows validation metrics for every row and test
+                        metrics for the row chosen on validation only
   --KEY=VALUE           any RecBole/model config override, applied to every run
                         (e.g. --epochs=20 --gpu_id=0); --seed is set per run
   --report-only         only regenerate the tables and plots from DIR's run files
@@ -69,6 +76,7 @@ class Args:
     jobs: int = 1
     timeout: float = None
     report_only: bool = False
+    variants: dict = field(default_factory=dict)  # row label -> its extra overrides
     worker: bool = False  # internal: run one (model, seed) of the benchmark in --output
     model: str = None  # worker only
     seed: int = None  # worker only
@@ -114,7 +122,8 @@ def parse_args(argv):
     worker = "--worker" in argv
     for arg in argv:
         key, eq, value = arg.partition("=")
-        options = ("--models", "--dataset", "--seeds", "--config_files", "--model_configs", "--output", "--jobs", "--timeout")
+        options = ("--models", "--dataset", "--seeds", "--config_files", "--model_configs", "--output", "--jobs",
+                   "--timeout", "--variants")
         if key in options and not value:
             raise UsageError(f"{key} needs a value, e.g. {key}=... (run with --help for usage).")
         if arg == "--worker":
@@ -145,6 +154,8 @@ def parse_args(argv):
             args.jobs = int(value)
         elif key == "--timeout" and eq:
             args.timeout = _parse_timeout(value)
+        elif key == "--variants" and eq:
+            args.variants = parse_variants(value)
         elif worker and key in ("--model", "--seed") and eq:
             setattr(args, key[2:], value if key == "--model" else int(value))
         elif key in ("--model", "--seed"):
@@ -153,8 +164,27 @@ def parse_args(argv):
             args.overrides.append(arg)
         else:
             raise UsageError(f"Unrecognised argument '{arg}': options take the form --key=value. Run with --help for usage.")
+    if args.variants and not args.worker:
+        if len(args.models) != 1:
+            raise UsageError(f"--variants studies one model, but --models names {len(args.models)}: "
+                             "give one, e.g. --models=AttRec --variants=\"omega=0;omega=0.4\".")
+        model = args.models[0]
+        args.variants = {f"{model}[{label}]": overrides for label, overrides in args.variants.items()}
+        args.models = [model, *args.variants]
     args.output = args.output or os.path.join("results", args.dataset)
     return args
+
+
+def parse_variants(text):
+    """``"omega=0;T=1,L=10"`` -> ``{"omega=0": ["--omega=0"], "T=1,L=10": ["--T=1", "--L=10"]}``."""
+    variants = {}
+    for variant in (v.strip() for v in text.split(";")):
+        pairs = [p.strip() for p in variant.split(",") if p.strip()]
+        if not pairs or any("=" not in p or p.startswith(("=", "-")) for p in pairs):
+            raise UsageError(f"--variants={text}: each ';'-separated variant is KEY=VALUE overrides joined by ',', "
+                             "e.g. --variants=\"omega=0;T=1,L=10\".")
+        variants[",".join(pairs)] = [f"--{p}" for p in pairs]
+    return variants
 
 
 def main(argv=None):

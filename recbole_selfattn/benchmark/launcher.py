@@ -94,7 +94,7 @@ def check_models_and_dataset(args):
     unknown = {}
     for model in args.models:
         try:
-            get_model(model)
+            get_model(model.partition("[")[0] if model in args.variants else model)
             unknown[model] = None
         except UnknownModelError as e:
             unknown[model] = " ".join(f"{type(e).__name__}: {e}".split())
@@ -113,6 +113,7 @@ def _protocol(settings):
         "config_files": [f.get("sha256") for f in settings.get("config_files", [])],
         "overrides": settings.get("overrides"),
         "model_configs": {m: f.get("sha256") for m, f in settings.get("model_configs", {}).items()},
+        "variants": settings.get("variants", {}),
     }
 
 
@@ -128,6 +129,7 @@ def write_manifest(args, argv):
         "config_files": [described(f) for f in args.config_files],
         "overrides": list(args.overrides),
         "model_configs": {p.stem: described(p) for p in model_configs},
+        "variants": args.variants,
     }
     path = Path(args.output) / records.MANIFEST
     old = records.read_json(path) if path.is_file() else None

@@ -8,6 +8,8 @@ function returns a matplotlib ``Figure`` (object-oriented API, Agg: pyplot's
 global state is left alone) for the caller to save.
 """
 
+from recbole_selfattn.benchmark import records
+
 PLOT_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
@@ -15,12 +17,6 @@ def _figure(width, height):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def _label(key):
-    names = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG", "hit": "Hit"}
-    metric, _, k = key.partition("@")
-    return f"{names.get(metric, metric)}@{k}" if k else names.get(metric, metric)
 
 
 def _finish(ax, drawn, empty_note):
@@ -40,7 +36,7 @@ def metrics_figure(rows, header):
     for i, key in enumerate(keys):
         positions = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(rows))]
         metrics = [row["metrics"].get(key) for row in rows]
-        ax.bar(positions, [m["mean"] if m else 0.0 for m in metrics], width, label=_label(key))
+        ax.bar(positions, [m["mean"] if m else 0.0 for m in metrics], width, label=records.metric_label(key))
         spread = [(x, m["mean"], m["std"]) for x, m in zip(positions, metrics) if m and m["std"] is not None]
         if spread:
             xs, means, stds = zip(*spread)

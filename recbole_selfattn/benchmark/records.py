@@ -86,6 +86,13 @@ def run_paths(output, model, seed):
     return RunPaths(Path(output), model, seed)
 
 
+def metric_label(key):
+    """``"ndcg@10"`` -> ``"NDCG@10"``: how tables and plots name a metric."""
+    names = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG", "hit": "Hit", "precision": "Precision", "map": "MAP"}
+    metric, _, k = key.partition("@")
+    return f"{names.get(metric, metric)}@{k}" if k else names.get(metric, metric)
+
+
 def read_json(path):
     """The JSON object in ``path``, or ``None`` when the file is not one
     (truncated, empty, or not an object)."""
@@ -181,6 +188,13 @@ def rerun_command(model, dataset, config_files, overrides, seed):
     return shlex.join([*args, *overrides, f"--seed={seed}"])
 
 
+def variant(manifest, row):
+    """``(model, overrides)`` of a benchmark row: a study's row ``Model[k=v,...]``
+    (``--variants``) is its model under extra overrides; any other row is a model."""
+    extra = manifest.get("variants", {}).get(row)
+    return (row, []) if extra is None else (row.partition("[")[0], list(extra))
+
+
 def config_files_for(manifest, model):
     """The shared config files, then the model's own file from --model_configs."""
     own = manifest.get("model_configs", {}).get(model)
@@ -190,7 +204,9 @@ def config_files_for(manifest, model):
 def base_record(manifest, model, seed, output):
     """A run record before (or without) a result: ``failed`` until the worker says ``ok``."""
     paths = run_paths(output, model, seed)
-    files = config_files_for(manifest, model)
+    name, extra = variant(manifest, model)
+    files = config_files_for(manifest, name)
+    overrides = [*manifest["overrides"], *extra]
     return {
         "model": model,
         "dataset": manifest["dataset"],
@@ -199,8 +215,8 @@ def base_record(manifest, model, seed, output):
         "error": None,
         "traceback": None,
         "config_files": files,
-        "overrides": manifest["overrides"],
-        "command": rerun_command(model, manifest["dataset"], files, manifest["overrides"], seed),
+        "overrides": overrides,
+        "command": rerun_command(name, manifest["dataset"], files, overrides, seed),
         "config_file": paths.inside(paths.config),  # paths inside the results folder
         "log_file": paths.inside(paths.log),
     }

@@ -37,21 +37,27 @@ STATS = ("best_epoch_mean", "seconds_per_epoch_mean", "seconds_to_best_mean", "t
          "wall_seconds_total", "peak_rss_mb_max", "peak_gpu_mb_max", "num_params")
 
 
-def summarise(model, seeds, runs):
-    """One leaderboard row from the model's run records (``None`` = not run)."""
-    ok = [r for r in runs if r and r["status"] == "ok"]
-    failed = [(s, r) for s, r in zip(seeds, runs) if r and r["status"] != "ok"]
-    missing = [s for s, r in zip(seeds, runs) if r is None]
-    keys = list(dict.fromkeys(k for r in ok for k in r["test_result"]))
+def aggregate(ok, field):
+    """``{metric: {mean, std, n, values}}`` of ``field`` (``test_result`` or
+    ``best_valid_result``) over the successful runs ``ok``; no std for n = 1."""
+    keys = list(dict.fromkeys(k for r in ok for k in (r.get(field) or {})))
     metrics = {}
     for key in keys:
-        values = [float(r["test_result"][key]) for r in ok if key in r["test_result"]]
+        values = [float(r[field][key]) for r in ok if key in (r.get(field) or {})]
         metrics[key] = {
             "mean": statistics.fmean(values),
             "std": statistics.stdev(values) if len(values) >= 2 else None,
             "n": len(values),
             "values": values,
         }
+    return metrics
+
+
+def summarise(model, seeds, runs):
+    """One leaderboard row from the model's run records (``None`` = not run)."""
+    ok = [r for r in runs if r and r["status"] == "ok"]
+    failed = [(s, r) for s, r in zip(seeds, runs) if r and r["status"] != "ok"]
+    missing = [s for s, r in zip(seeds, runs) if r is None]
     notes = []
     if failed:
         first_seed, first = failed[0]
@@ -77,7 +83,8 @@ def summarise(model, seeds, runs):
         "n_seeds": len(seeds),
         "seeds": {str(s): (r["status"] if r else "not run") for s, r in zip(seeds, runs)},
         "note": "; ".join(notes),
-        "metrics": metrics,
+        "metrics": aggregate(ok, "test_result"),
+        "valid_metrics": aggregate(ok, "best_valid_result"),
         "best_epoch_mean": mean("best_epoch"),
         "seconds_per_epoch_mean": mean("seconds_per_epoch"),
         "seconds_to_best_mean": mean("seconds_to_best"),
@@ -134,16 +141,26 @@ def write_report(output):
         rows.append(row)
     header = _header(manifest, [r for runs in per_model.values() for r in runs], baseline)
     summary = {"benchmark": header, "rows": rows}
+    if manifest.get("variants"):
+        from recbole_selfattn.benchmark import study  # its table builds on this module's
+
+        header["chosen"] = study.choose(rows, study.choice_metric(header))
+        for row in rows:  # a study reports test metrics once, for the row chosen on validation
+            if row["model"] != header["chosen"]:
+                row["metrics"], row["significance"] = {}, None
+        text = study.markdown(header, rows)
+    else:
+        text = markdown(header, rows)
     records.write_json(output / "results.json", summary)
     write_csv(output / "results.csv", rows)
-    records.write_atomic(output / "results.md", markdown(header, rows))
+    records.write_atomic(output / "results.md", text)
     plots.metrics_figure(rows, header).savefig(output / "metrics.png", dpi=120)
     plots.valid_curves_figure(per_model, rows, header).savefig(output / "valid_curves.png", dpi=120)
     return summary
 
 
-def _metric_keys(rows):
-    return list(dict.fromkeys(k for row in rows for k in row["metrics"]))
+def _metric_keys(rows, field="metrics"):
+    return list(dict.fromkeys(k for row in rows for k in row[field]))
 
 
 def write_csv(path, rows):
@@ -166,13 +183,7 @@ def write_csv(path, rows):
     records.write_atomic(path, text.getvalue())
 
 
-def _label(key):
-    names = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG", "hit": "Hit", "precision": "Precision", "map": "MAP"}
-    metric, _, k = key.partition("@")
-    return f"{names.get(metric, metric)}@{k}" if k else names.get(metric, metric)
-
-
-def _cell(value, digits=1):
+def cell(value, digits=1):
     return "" if value is None else f"{value:,.{digits}f}"
 
 
@@ -194,14 +205,12 @@ def _significance_line(header):
             "averaged over the seeds both models completed; the cell is the mean difference and the p-value")
 
 
-def _escape(text):
+def escape(text):
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(header, rows):
-    keys = _metric_keys(rows)
-    shown = [k for k in keys if k.partition("@")[0] in TABLE_METRICS] or keys
-    gpu = any(row["peak_gpu_mb_max"] is not None for row in rows)
+def header_lines(header):
+    """The Markdown header above a table: what was run, how, where."""
     files = header["config_files"]
     lines = [
         f"# Leaderboard: {header['dataset']}",
@@ -228,8 +237,15 @@ def markdown(header, rows):
     ]
     if header.get("command"):
         lines.append(f"- **Command**: `{header['command']}`")
-    lines.append("")
-    columns = ["Model", "n", *map(_label, shown), "vs baseline", "Best epoch", "s/epoch", "To best (s)",
+    return lines + [""]
+
+
+def markdown(header, rows):
+    keys = _metric_keys(rows)
+    shown = [k for k in keys if k.partition("@")[0] in TABLE_METRICS] or keys
+    gpu = any(row["peak_gpu_mb_max"] is not None for row in rows)
+    lines = header_lines(header)
+    columns = ["Model", "n", *map(records.metric_label, shown), "vs baseline", "Best epoch", "s/epoch", "To best (s)",
                "Total (s)", "Peak RSS (MB)"]
     columns += ["Peak GPU (MB)"] if gpu else []
     columns += ["Params", "Status"]
@@ -245,15 +261,15 @@ def markdown(header, rows):
                 cells.append(f"{metric['mean']:.4f}{std}")
         cells += [
             _significance_cell(row),
-            _cell(row["best_epoch_mean"]),
-            _cell(row["seconds_per_epoch_mean"], 2),
-            _cell(row["seconds_to_best_mean"], 0),
-            _cell(row["train_seconds_mean"], 0),
-            _cell(row["peak_rss_mb_max"], 0),
+            cell(row["best_epoch_mean"]),
+            cell(row["seconds_per_epoch_mean"], 2),
+            cell(row["seconds_to_best_mean"], 0),
+            cell(row["train_seconds_mean"], 0),
+            cell(row["peak_rss_mb_max"], 0),
         ]
-        cells += [_cell(row["peak_gpu_mb_max"], 0)] if gpu else []
-        cells += [_cell(row["num_params"], 0), row["status"] + (f": {row['note']}" if row["note"] else "")]
-        lines.append("| " + " | ".join(_escape(str(c)) for c in cells) + " |")
+        cells += [cell(row["peak_gpu_mb_max"], 0)] if gpu else []
+        cells += [cell(row["num_params"], 0), row["status"] + (f": {row['note']}" if row["note"] else "")]
+        lines.append("| " + " | ".join(escape(str(c)) for c in cells) + " |")
     if len(shown) < len(keys):
-        lines += ["", f"Also computed, in `results.csv`: {', '.join(_label(k) for k in keys if k not in shown)}."]
+        lines += ["", f"Also computed, in `results.csv`: {', '.join(records.metric_label(k) for k in keys if k not in shown)}."]
     return "\n".join(lines) + "\n"

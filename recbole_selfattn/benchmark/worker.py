@@ -164,13 +164,14 @@ def _train(args, paths):
     from recbole_selfattn.utils import get_model
 
     manifest = records.load_manifest(args.output)
-    model, seed, dataset = args.model, args.seed, manifest["dataset"]
+    seed, dataset = args.seed, manifest["dataset"]
+    model, extra = records.variant(manifest, args.model)
     files = records.config_files_for(manifest, model) or None
     slices = [f"--checkpoint_dir={records.relative(paths.checkpoint_dir)}",
               f"--epoch_checkpoint={records.relative(paths.resume)}"]
-    cmd_args = [*manifest["overrides"], f"--seed={seed}", *slices]
-    record = records.base_record(manifest, model, seed, args.output)
-    title = f"recbole-selfattn benchmark run: {model} on {dataset}, seed {seed}"
+    cmd_args = [*manifest["overrides"], *extra, f"--seed={seed}", *slices]
+    record = records.base_record(manifest, args.model, seed, args.output)
+    title = f"recbole-selfattn benchmark run: {args.model} on {dataset}, seed {seed}"
     record["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
                           "recbole": recbole.__version__, "recbole-selfattn": __version__}
     record["cpu"] = cpu_name()
