@@ -75,7 +75,7 @@ class SequentialTrainer(Trainer):
         self.per_user_result = None
         self._per_user_batches = []
         self._evaluates = False
-        self._clock = None
+        self._clock = time.perf_counter()  # restarted by fit, minus the resumed elapsed time
 
     def _unique_model_file(self):
         """``<Model>-<time>-<pid>.<n>-<random>.pth``; in a distributed run
@@ -291,7 +291,7 @@ class SequentialTrainer(Trainer):
         (the rows RecBole's collector ranks, with the same ``torch.topk``)."""
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
         uid_field = self.config["USER_ID_FIELD"]
-        if uid_field in interaction:
+        if uid_field in interaction and self.config["single_spec"]:  # a rank sees only its share of users
             positives = torch.zeros_like(scores, dtype=torch.int)
             positives[positive_u, positive_i] = 1
             hits = torch.gather(positives, 1, torch.topk(scores, max(self.config["topk"]), dim=-1).indices)

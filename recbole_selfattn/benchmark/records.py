@@ -173,7 +173,8 @@ def portable_text(text):
     package_root = str(Path(__file__).resolve().parents[2])
     replacements.append((package_root, "<recbole-selfattn>"))
     for old, new in replacements:
-        text = text.replace(old, new)
+        if len(old.rstrip(os.sep)) > 1:  # never the root folder itself
+            text = text.replace(old, new)
     return text
 
 
