@@ -41,7 +41,9 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
         ``test_result``, ``epoch_seconds``, ``epoch_statistics`` (the model's
         per-epoch training statistics, e.g. MTAW's AW weights), ``valid_curve``, ``best_epoch``,
-        ``num_params``, ``wall_seconds``, ``model_file``, ``config``. After a
+        ``elapsed_seconds`` (training and validation seconds at each epoch's end),
+        ``test_per_user`` (NDCG@k per test user), ``num_params``, ``wall_seconds``,
+        ``model_file``, ``config``. After a
         resume, ``valid_curve``, ``best_epoch`` and ``best_valid_result``
         include the checkpoint's epochs (``epoch_seconds`` only this run's).
     """
@@ -112,6 +114,8 @@ def _train_and_test(config, saved, start):
         "epoch_statistics": list(trainer.epoch_statistics),
         "valid_curve": list(trainer.valid_curve),
         "best_epoch": trainer.best_epoch,
+        "elapsed_seconds": list(trainer.elapsed_seconds),
+        "test_per_user": trainer.per_user_result,
         "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "wall_seconds": time.perf_counter() - start,
         "model_file": trainer.saved_model_file if saved else None,

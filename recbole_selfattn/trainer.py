@@ -21,7 +21,18 @@ adds:
   curve, best epoch and best validation result so far, and the token
   vocabulary, which must match the data the run resumes on;
 * a barrier before loading the best checkpoint in distributed runs: rank 0
-  writes the file while other ranks would otherwise read it half-written.
+  writes the file while other ranks would otherwise read it half-written;
+* ``elapsed_seconds``: training plus validation seconds from the start of
+  training to the end of each epoch (time to the best validation score, total
+  training time), counted across resumes;
+* ``per_user_result``: the last full-sort evaluation's NDCG@k per evaluated
+  user (``{"users": [token, ...], "ndcg@10": [value, ...], ...}``), for paired
+  significance tests between models;
+* ``epoch_checkpoint=<file>`` (config key, for runs built in slices): after
+  every epoch the whole state (model, optimizer, random state, early-stopping
+  state, timings and the best checkpoint's name) is written atomically to that
+  file; when the file exists as training starts, training continues from it
+  and ends exactly as the uninterrupted run would have.
 """
 
 import itertools
@@ -31,6 +42,7 @@ import time
 
 import numpy as np
 import torch
+from recbole.evaluator.metrics import NDCG
 from recbole.trainer import Trainer
 from recbole.utils import early_stopping, set_color
 
@@ -58,6 +70,12 @@ class SequentialTrainer(Trainer):
         self._train_data = None
         self._vocabulary = None
         self._resumed = None  # the checkpoint read by resume_checkpoint, until fit has checked it
+        self.epoch_checkpoint = config["epoch_checkpoint"]
+        self.elapsed_seconds = []
+        self.per_user_result = None
+        self._per_user_batches = []
+        self._evaluates = False
+        self._clock = time.perf_counter()  # restarted by fit, minus the resumed elapsed time
 
     def _unique_model_file(self):
         """``<Model>-<time>-<pid>.<n>-<random>.pth``; in a distributed run
@@ -72,12 +90,52 @@ class SequentialTrainer(Trainer):
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data = train_data
         self._vocabulary = token_vocabulary(train_data._dataset)
+        self._evaluates = bool(valid_data) and self.eval_step > 0
+        finished = self._resume_epoch_checkpoint()
         if self._resumed is not None:
             self._check_vocabulary(self._resumed.get("vocab"))
             if self._resumed.get("rng_state") is not None:
                 self._set_rng_state(self._resumed["rng_state"])
             self._resumed = None
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if finished and self._evaluates:
+            # RecBole's fit would overwrite the best checkpoint with the last weights.
+            return self.best_valid_score, self.best_valid_result
+        self._clock = time.perf_counter() - (self.elapsed_seconds[-1] if self.elapsed_seconds else 0.0)
+
+        def end_of_evaluated_epoch(epoch_idx, valid_score):
+            self._end_epoch(epoch_idx)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, end_of_evaluated_epoch)
+
+    def _resume_epoch_checkpoint(self):
+        """Continue from ``epoch_checkpoint`` when it exists; ``True`` when the
+        run it holds had already finished training (early stop or last epoch)."""
+        if not self.epoch_checkpoint or not os.path.isfile(self.epoch_checkpoint):
+            return False
+        state = checkpoint.load(self.epoch_checkpoint, map_location=self.device)
+        self._restore(self.epoch_checkpoint, state)
+        self.saved_model_file = os.path.join(self.checkpoint_dir, state["model_file"])
+        self.epoch_seconds = list(state["epoch_seconds"])
+        self.elapsed_seconds = list(state["elapsed_seconds"])
+        self.logger.info(f"Resumed from {self.epoch_checkpoint}: training continues from epoch {self.start_epoch}")
+        return state["stopped"] or self.start_epoch >= self.epochs
+
+    def _end_epoch(self, epoch_idx):
+        """Record the epoch's end time and, with ``epoch_checkpoint``, save
+        everything needed to continue after this epoch."""
+        self.elapsed_seconds.append(time.perf_counter() - self._clock)
+        if not self.epoch_checkpoint or not (self.config["single_spec"] or self.config["local_rank"] == 0):
+            return
+        state = {
+            **self.checkpoint_state(epoch_idx),
+            "model_file": os.path.basename(self.saved_model_file),
+            "epoch_seconds": list(self.epoch_seconds),
+            "elapsed_seconds": list(self.elapsed_seconds),
+            "stopped": self._evaluates and self.cur_step > self.stopping_step,
+        }
+        checkpoint.save(state, self.epoch_checkpoint)
 
     def _check_vocabulary(self, saved):
         changed = [field for field, tokens in (saved or {}).items() if self._vocabulary.get(field) != tokens]
@@ -129,6 +187,12 @@ class SequentialTrainer(Trainer):
         state = checkpoint.load(resume_file, map_location=self.device)
         checkpoint.check_epochs(resume_file, state, self.epochs)
         self.saved_model_file = resume_file
+        self._restore(resume_file, state)
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _restore(self, resume_file, state):
+        """Weights, optimizer and early-stopping state of a checkpoint; the
+        random state and vocabulary wait for :meth:`fit`."""
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
@@ -144,7 +208,6 @@ class SequentialTrainer(Trainer):
                 "resume with the learner it was trained with."
             ) from None
         self._resumed = state
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def _load_weights(self, checkpoint_file, state):
         try:
@@ -176,6 +239,8 @@ class SequentialTrainer(Trainer):
         self.epoch_seconds.append(time.perf_counter() - start)
         statistics = getattr(self.model, "epoch_statistics", None)
         self.epoch_statistics.append(statistics() if callable(statistics) else {})
+        if not (self._evaluates and (epoch_idx + 1) % self.eval_step == 0):
+            self._end_epoch(epoch_idx)  # an evaluated epoch ends after its validation
         return total_loss
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
@@ -211,4 +276,25 @@ class SequentialTrainer(Trainer):
                 checkpoint_file = model_file or self.saved_model_file
                 self._load_weights(checkpoint_file, checkpoint.load(checkpoint_file, map_location=self.device))
                 self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        self._per_user_batches = []
+        result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        if self._per_user_batches:
+            users, values = (torch.cat(parts) for parts in zip(*self._per_user_batches))
+            tokens = eval_data._dataset.field2id_token[eval_data._dataset.uid_field]
+            self.per_user_result = {"users": [str(tokens[u]) for u in users.tolist()]}
+            for k in self.config["topk"]:
+                self.per_user_result[f"ndcg@{k}"] = values[:, k - 1].tolist()
+        return result
+
+    def _full_sort_batch_eval(self, batched_data):
+        """RecBole's full-sort scores of a batch, keeping each row's NDCG@k
+        (the rows RecBole's collector ranks, with the same ``torch.topk``)."""
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        uid_field = self.config["USER_ID_FIELD"]
+        if uid_field in interaction and self.config["single_spec"]:  # a rank sees only its share of users
+            positives = torch.zeros_like(scores, dtype=torch.int)
+            positives[positive_u, positive_i] = 1
+            hits = torch.gather(positives, 1, torch.topk(scores, max(self.config["topk"]), dim=-1).indices)
+            ndcg = NDCG(self.config).metric_info(hits.bool().cpu().numpy(), positives.sum(dim=1).cpu().numpy())
+            self._per_user_batches.append((interaction[uid_field].cpu(), torch.from_numpy(ndcg)))
+        return interaction, scores, positive_u, positive_i
