@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from recbole_selfattn import report
+from recbole_selfattn.cli.main import command as command_line
+from recbole_selfattn.cli.main import exit_with
 from recbole_selfattn.errors import UsageError
 
 DEFAULT_MODELS = ("AttRec", "MTAW", "MIND", "SASRec", "Caser", "GRU4Rec")
@@ -487,25 +489,21 @@ def benchmark(args, argv):
     return 1 if failures else 0
 
 
+def _main(argv):
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if args.report_only:
+        report.write_report(args.output)
+        print(f"written: {Path(args.output) / 'results.md'}, results.csv, results.json, metrics.png, valid_curves.png")
+        return 0
+    return benchmark(args, argv)
+
+
 def main(argv=None):
     """Entry point; returns the exit status (see ``--help``)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    try:
-        args = parse_args(argv)
-        if args.worker:
-            return worker(args)
-        if args.report_only:
-            report.write_report(args.output)
-            print(f"written: {Path(args.output) / 'results.md'}, results.csv, results.json, metrics.png, valid_curves.png")
-            return 0
-        return benchmark(args, argv)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return command_line(_main, USAGE, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -38,10 +38,11 @@ def properties_dir():
 
 
 def plugin_model_names():
-    """The plugin's models, sorted: every ``model/<name>.py`` with a property
+    """The plugin's models, sorted case-blind: every ``model/<name>.py`` with a property
     file ``properties/model/<Model>.yaml`` whose lower-cased name is ``<name>``."""
     modules = {path.stem for path in (_PACKAGE / "model").glob("*.py")}
-    return sorted(path.stem for path in (properties_dir() / "model").glob("*.yaml") if path.stem.lower() in modules)
+    names = [path.stem for path in (properties_dir() / "model").glob("*.yaml") if path.stem.lower() in modules]
+    return sorted(names, key=str.lower)
 
 
 PLUGIN_MODELS = tuple(plugin_model_names())
