@@ -2,7 +2,7 @@ r"""Diagnostics of a trained MIND: are its interests distinct, is its label-awar
 attention selective, and does its evaluation repeat?
 
 Li et al., "Multi-Interest Network with Dynamic Routing for Recommendation at
-Tmall", CIKM 2019 (MODELS.md, section 3). For the users of an evaluation
+Tmall", CIKM 2019 (``docs/models.md``, "MIND"). For the users of an evaluation
 set, with their interest capsules :math:`u_1 \dots u_{K'_u}` (B2I routing, the
 valid ones only) and the target item :math:`e_t`:
 
