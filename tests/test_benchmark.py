@@ -139,7 +139,7 @@ def test_run_configs_hold_the_seed_and_their_command_reproduces_the_run(bench, m
     cd, _, command = record["command"].partition(" && ")
     monkeypatch.chdir(shlex.split(cd)[1])
     args = shlex.split(command)
-    assert args[:2] == ["python", str(Path(cli.__file__).parents[1] / "run.py")]
+    assert args[:2] == ["python", str(Path(benchmark.__file__).parents[1] / "run.py")]
     model, dataset, files, overrides = cli.parse_args(args[2:])  # what run.py would do with it
     result = run(model, dataset, config_file_list=files, cmd_args=overrides)
     assert result["config"]["seed"] == 2021
