@@ -40,9 +40,9 @@ Commands for the committed tables (data under ``dataset/``, see
 ``dataset/README.md``; ml-100k is bundled with RecBole)::
 
     python benchmarks/speed.py --dataset=ml-100k --batches=20
-    python benchmarks/speed.py --dataset=ml-1m --config_files=properties/benchmark/ml-1m.yaml \\
-        --model_configs=properties/benchmark/ml-1m --batches=20
-    python benchmarks/speed.py --dataset=tmall --config_files=properties/benchmark/session.yaml \\
+    python benchmarks/speed.py --dataset=ml-1m --config_files=recbole_selfattn/properties/benchmark/ml-1m.yaml \\
+        --model_configs=recbole_selfattn/properties/benchmark/ml-1m --batches=20
+    python benchmarks/speed.py --dataset=tmall --config_files=recbole_selfattn/properties/benchmark/session.yaml \\
         --train_batch_size=512 --batches=20
 
 Each writes ``<output>/<dataset>.md`` (default ``results/speed-cpu``).

@@ -33,8 +33,9 @@ RecBole code runs. Each fix is small, idempotent and has a test in
   it, so resolving any built-in sequential model turns anomaly detection on
   for the whole process: every backward op is then checked for NaN (a device
   sync per op on a GPU) and every forward op records a traceback. Anomaly
-  detection is switched back off once SINE is loaded; a user who wants it
-  turns it on after importing RecBole's models.
+  detection is switched back off as soon as SINE is loaded (an import hook:
+  importing the plugin imports no model); a user who wants it turns it on
+  after importing RecBole's models.
 
 Handled by a pin instead (``pyproject.toml``): pandas 3, where ``fillna`` no
 longer works in place and RecBole silently keeps NaN. Distributed training on
@@ -42,9 +43,12 @@ CPU (gloo) is :mod:`recbole_selfattn.distributed`, applied here too.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import itertools
 import os
 import secrets
+import sys
 import types
 
 import numpy as np
@@ -147,9 +151,39 @@ def _race_free_folders():
 _SINE_MODULE = "recbole.model.sequential_recommender.sine"
 
 
-def _undo_sine_anomaly_detection():
-    importlib.import_module(_SINE_MODULE)
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``then()`` right after the module ``name`` is first executed, so
+    that a fix to what importing it does costs nothing until it is imported
+    (``recbole_selfattn`` imports no RecBole model by itself)."""
+
+    def __init__(self, name, then):
+        self.name = name
+        self.then = then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        exec_module = spec.loader.exec_module
+
+        def exec_then(module):
+            exec_module(module)
+            self.then()
+
+        spec.loader.exec_module = exec_then
+        return spec
+
+
+def _disable_anomaly_detection():
     torch.autograd.set_detect_anomaly(False)
+
+
+def _undo_sine_anomaly_detection():
+    if _SINE_MODULE in sys.modules:
+        _disable_anomaly_detection()
+    elif not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(_SINE_MODULE, _disable_anomaly_detection))
 
 
 def apply():

@@ -28,20 +28,10 @@ from recbole.utils import ModelType
 
 from recbole_selfattn import distributed
 from recbole_selfattn.errors import ConfigError, UsageError
-from recbole_selfattn.utils import get_model
+from recbole_selfattn.utils import get_model, properties_dir
 
 # No sane run exceeds it; far above it Adam's update overflows float32.
 MAX_LEARNING_RATE = 10
-
-
-def properties_dir():
-    """The plugin's ``properties/`` folder: inside the package in a wheel,
-    beside it in a source checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "properties", package.parent / "properties"):
-        if (candidate / "overall.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(f"recbole-selfattn's properties/ folder is missing near {package}")
 
 
 def _is_int(value):

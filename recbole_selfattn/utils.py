@@ -1,22 +1,28 @@
 """Model and trainer resolution: the plugin's models first, RecBole's after.
 
-Mirrors RecBole-GNN's ``get_model``/``get_trainer``: a plugin name resolves
-to the class in :mod:`recbole_selfattn.model`, any other name to RecBole's
-built-in of that name. Unknown names fail with a list of close matches
-instead of RecBole's confusing ``lightgbm`` import error.
+As RecBole-GNN's ``get_model``/``get_trainer``, but nothing is listed by
+hand: a plugin model is a module ``model/<name>.py`` defining the
+:class:`~recbole.model.abstract_recommender.SequentialRecommender` subclass
+``<Model>`` next to its property file ``properties/model/<Model>.yaml``
+(``docs/adding-a-model.md``). Any other name resolves to RecBole's built-in
+of that name. Names are found by reading file names and class statements,
+so listing models (``--help``) imports no model code. Unknown names fail
+with a list of close matches instead of RecBole's confusing ``lightgbm``
+import error.
 """
 
+import ast
 import difflib
 import importlib
-import pkgutil
+import importlib.util
+from pathlib import Path
 
-import recbole.model
 from recbole.utils import ModelType
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_selfattn.errors import UnknownModelError
 
-PLUGIN_MODELS = ("AttRec", "MTAW", "MIND")
+_PACKAGE = Path(__file__).resolve().parent
 
 _RECBOLE_MODEL_PACKAGES = (
     "general_recommender",
@@ -26,54 +32,69 @@ _RECBOLE_MODEL_PACKAGES = (
 )
 
 
-def recbole_model_modules(packages=_RECBOLE_MODEL_PACKAGES):
-    """Map RecBole's model module names (lower-case model names) to their
-    package, without importing them (RecBole's ``exlib`` package needs
-    lightgbm and xgboost just to be imported)."""
-    modules = {}
+def properties_dir():
+    """The plugin's ``properties/`` folder, inside the package as in RecBole."""
+    return _PACKAGE / "properties"
+
+
+def plugin_model_names():
+    """The plugin's models, sorted case-blind: every ``model/<name>.py`` with a property
+    file ``properties/model/<Model>.yaml`` whose lower-cased name is ``<name>``."""
+    modules = {path.stem for path in (_PACKAGE / "model").glob("*.py")}
+    names = [path.stem for path in (properties_dir() / "model").glob("*.yaml") if path.stem.lower() in modules]
+    return sorted(names, key=str.lower)
+
+
+PLUGIN_MODELS = tuple(plugin_model_names())
+
+
+def _class_names(source_file, module_name):
+    """Names of the classes defined in ``source_file`` whose lower-cased name
+    is ``module_name`` (RecBole's convention), read without importing it."""
+    tree = ast.parse(Path(source_file).read_text(encoding="utf-8"))
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.name.lower() == module_name]
+
+
+def recbole_model_classes(packages=_RECBOLE_MODEL_PACKAGES):
+    """Map RecBole's model class names to their module path (``SASRec`` ->
+    ``recbole.model.sequential_recommender.sasrec``), without importing them
+    (RecBole's ``exlib`` package needs lightgbm and xgboost just to be imported)."""
+    root = Path(importlib.util.find_spec("recbole.model").submodule_search_locations[0])
+    classes = {}
     for package in packages:
-        path = [f"{recbole.model.__path__[0]}/{package}"]
-        for info in pkgutil.iter_modules(path):
-            modules[info.name] = package
-    return modules
+        for path in sorted((root / package).glob("*.py")):
+            for name in _class_names(path, path.stem):
+                classes[name] = f"recbole.model.{package}.{path.stem}"
+    return classes
 
 
-def _import_class(module_path, name):
-    module = importlib.import_module(module_path)
-    if not hasattr(module, name):
-        raise AttributeError(name)
-    return getattr(module, name)
+def sequential_model_names():
+    """Plugin models followed by RecBole's sequential built-ins (for --help)."""
+    return list(PLUGIN_MODELS), sorted(recbole_model_classes(("sequential_recommender",)), key=str.lower)
 
 
 def get_model(model_name):
     """Return the model class for ``model_name`` (a plugin model or any
     RecBole built-in, e.g. ``SASRec``)."""
+    from recbole.model.abstract_recommender import SequentialRecommender
+
     if model_name in PLUGIN_MODELS:
-        return _import_class(f"recbole_selfattn.model.{model_name.lower()}", model_name)
-    package = recbole_model_modules().get(model_name.lower())
-    if package is not None:
-        try:
-            return _import_class(f"recbole.model.{package}.{model_name.lower()}", model_name)
-        except AttributeError:
-            pass  # right module, wrong capitalisation: reported below
+        model = getattr(importlib.import_module(f"recbole_selfattn.model.{model_name.lower()}"), model_name, None)
+        if isinstance(model, type) and issubclass(model, SequentialRecommender):
+            return model
+        raise UnknownModelError(
+            f"recbole_selfattn/model/{model_name.lower()}.py defines no SequentialRecommender subclass named "
+            f"'{model_name}', although properties/model/{model_name}.yaml exists: name the class after its "
+            "property file (docs/adding-a-model.md)."
+        )
+    module = recbole_model_classes().get(model_name)
+    if module is not None:
+        return getattr(importlib.import_module(module), model_name)
     raise UnknownModelError(_unknown_model_message(model_name))
 
 
-def _model_classes_in(modules):
-    """Class names of the RecBole models in ``modules`` (module name -> package);
-    modules whose optional dependencies are missing are skipped."""
-    names = []
-    for module_name, package in sorted(modules.items()):
-        try:
-            module = importlib.import_module(f"recbole.model.{package}.{module_name}")
-        except ImportError:
-            continue
-        names += [n for n in dir(module) if n.lower() == module_name]
-    return names
-
-
 def _unknown_model_message(model_name):
-    names = list(PLUGIN_MODELS) + _model_classes_in(recbole_model_modules())
+    names = list(PLUGIN_MODELS) + list(recbole_model_classes())
     by_lower = {n.lower(): n for n in names}
     if model_name.lower() in by_lower:
         hint = f"Model names are case-sensitive: did you mean '{by_lower[model_name.lower()]}'?"
@@ -88,17 +109,33 @@ def _unknown_model_message(model_name):
     )
 
 
-def sequential_model_names():
-    """Plugin models followed by RecBole's sequential built-ins (for --help)."""
-    return list(PLUGIN_MODELS), _model_classes_in(recbole_model_modules(("sequential_recommender",)))
+def _named_trainer(model_name):
+    """``<Model>Trainer`` from the plugin's trainer module, else from
+    ``recbole.trainer``; ``None`` where neither has one."""
+    for module in ("recbole_selfattn.trainer", "recbole.trainer"):
+        trainer = getattr(importlib.import_module(module), f"{model_name}Trainer", None)
+        if trainer is not None:
+            return trainer
+    return None
 
 
 def get_trainer(model_type, model_name):
-    """The plugin's trainer for sequential models (RecBole's ``Trainer`` plus
-    per-epoch timing, validation curves and a finite-loss check), else
-    RecBole's own choice."""
-    if model_type == ModelType.SEQUENTIAL:
-        from recbole_selfattn.trainer import SequentialTrainer
+    """The trainer class of ``model_name``.
 
+    A ``<Model>Trainer`` is used where one exists (the plugin's first, then
+    RecBole's, e.g. ``S3RecTrainer``). For a sequential model it is combined
+    with the plugin's :class:`~recbole_selfattn.trainer.SequentialTrainer`
+    (per-epoch timing, validation curve, finite-loss check, resumable
+    checkpoints), which the model's own trainer steps go through; a
+    sequential model without one gets ``SequentialTrainer`` itself. Other
+    models get RecBole's own choice."""
+    trainer = _named_trainer(model_name)
+    if model_type != ModelType.SEQUENTIAL:
+        return trainer or recbole_get_trainer(model_type, model_name)
+    from recbole_selfattn.trainer import SequentialTrainer
+
+    if trainer is None:
         return SequentialTrainer
-    return recbole_get_trainer(model_type, model_name)
+    if issubclass(trainer, SequentialTrainer):
+        return trainer
+    return type(trainer.__name__, (trainer, SequentialTrainer), {"__module__": __name__, "__doc__": trainer.__doc__})

@@ -1,4 +1,4 @@
-"""AttRec (MODELS.md section 1): equations against hand computations, masks,
+"""AttRec (docs/models.md): equations against hand computations, masks,
 norm clipping, the loss, the next-T dataset field, learning, config checks."""
 
 import math
@@ -72,7 +72,7 @@ def set_weights(model, d, share_qk=True):
 
 
 def manual_short_term(model, history, L, d, diag="before"):
-    """m_t^u by the equations of MODELS.md section 1, in plain Python."""
+    """m_t^u by the equations of docs/models.md, in plain Python."""
     X = model.item_embedding.weight.tolist()
     WQ = model.query_proj.weight.t().tolist()  # nn.Linear computes x @ weight^T
     WK = model.key_proj.weight.t().tolist()

@@ -1,4 +1,4 @@
-"""MIND (MODELS.md section 3): B2I routing by hand, squash, routing-logit
+"""MIND (docs/models.md): B2I routing by hand, squash, routing-logit
 gradients and state, padding, adaptive K, label-aware attention, the max over
 valid interests, learning on a two-interest dataset, config checks."""
 

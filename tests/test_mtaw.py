@@ -1,4 +1,4 @@
-"""MTAW (MODELS.md section 2): ITL/IEL equations by hand, causal and padding
+"""MTAW (docs/models.md): ITL/IEL equations by hand, causal and padding
 masks, scaled-cosine scores, the AW loss, gradients, learning, config checks."""
 
 import logging
@@ -61,7 +61,7 @@ def layer_norm(x, gamma, beta):
 def test_attention_layers_and_scores_match_hand_computation(tmp_path):
     """ITL, IEL and tau*cosine scores on a 3-dim example with fixed weights
     (identity query MLPs, hand-picked FFN/LayerNorm), against loops over the
-    equations of MODELS.md section 2."""
+    equations of docs/models.md."""
     d, T = 3, 4
     model = make_model(tmp_path, n_items=5, embedding_size=d, MAX_ITEM_LIST_LENGTH=T, scale=7.0).double()
     items = [[0, 0, 0], [0.5, -0.3, 0.8], [-0.4, 0.9, 0.2], [0.7, 0.1, -0.6], [0.3, 0.3, 0.3]]

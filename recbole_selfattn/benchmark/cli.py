@@ -9,10 +9,10 @@ which imports no model code).
 """
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_selfattn.cli.main import command
 from recbole_selfattn.errors import UsageError
 
 DEFAULT_MODELS = ("AttRec", "MTAW", "MIND", "SASRec", "Caser", "GRU4Rec")
@@ -187,27 +187,23 @@ def parse_variants(text):
     return variants
 
 
+def _main(argv):
+    args = parse_args(argv)
+    if args.worker:
+        from recbole_selfattn.benchmark.worker import work
+
+        return work(args)
+    if args.report_only:
+        from recbole_selfattn.benchmark.report import write_report
+
+        write_report(args.output)
+        print(f"written: {Path(args.output) / 'results.md'}, results.csv, results.json, metrics.png, valid_curves.png")
+        return 0
+    from recbole_selfattn.benchmark.launcher import benchmark
+
+    return benchmark(args, argv)
+
+
 def main(argv=None):
     """Entry point; returns the exit status (see ``--help``)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    try:
-        args = parse_args(argv)
-        if args.worker:
-            from recbole_selfattn.benchmark.worker import work
-
-            return work(args)
-        if args.report_only:
-            from recbole_selfattn.benchmark.report import write_report
-
-            write_report(args.output)
-            print(f"written: {Path(args.output) / 'results.md'}, results.csv, results.json, metrics.png, valid_curves.png")
-            return 0
-        from recbole_selfattn.benchmark.launcher import benchmark
-
-        return benchmark(args, argv)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return command(_main, USAGE, argv)

@@ -218,7 +218,7 @@ def header_lines(header):
         f"- **Dataset**: {header['dataset']}",
         "- **Protocol config files**: "
         + (", ".join(f"`{f['path']}` (sha256 {f['sha256'][:12]})" for f in files) if files
-           else "none (the plugin's `properties/overall.yaml` and each model's property file)"),
+           else "none (the plugin's `recbole_selfattn/properties/overall.yaml` and each model's property file)"),
         "- **Per-model config files**: "
         + (", ".join(f"{m}: `{f['path']}`" for m, f in header["model_configs"].items()) if header["model_configs"]
            else "none"),

@@ -19,15 +19,15 @@ prints it as ``error: ...`` and returns 2. Outputs are written to a temporary
 file and renamed, so a failed conversion never leaves a half-written file.
 """
 
-import argparse
 import itertools
 import lzma
-import sys
 import time
 from pathlib import Path
 
 from recbole_selfattn.data.session import MAX_ITEM_IDS, SESSION_DATASETS, convert_session, write_atomic_file
-from recbole_selfattn.errors import DatasetError
+from recbole_selfattn.cli.args import parse_args as parse_command_line
+from recbole_selfattn.cli.main import command, exit_with
+from recbole_selfattn.errors import DatasetError, UsageError
 
 ML1M_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 ML1M_FIELDS = ("UserID", "MovieID", "Rating", "Timestamp")
@@ -110,56 +110,81 @@ def convert_ml1m(raw, out):
     return {"source": source, "rows": rows, "file": target}
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m recbole_selfattn.data.convert",
-        description="Build RecBole atomic files from the raw benchmark datasets (see dataset/README.md).",
-    )
-    sub = parser.add_subparsers(dest="dataset", required=True)
-    ml1m = sub.add_parser("ml-1m", help="MovieLens-1M from ratings.dat(.xz) or ml-1m.inter(.xz)")
-    ml1m.add_argument("--raw", required=True, help="folder holding ratings.dat, ratings.dat.xz or ml-1m.inter(.xz)")
-    ml1m.add_argument("--out", default="dataset", help="RecBole data_path; writes OUT/ml-1m/ml-1m.inter")
-    session = sub.add_parser("session", help="a session dataset from all_train_seq.txt and test.txt pickles")
-    session.add_argument("--name", required=True, help=f"dataset name ({', '.join(SESSION_DATASETS)} or your own)")
-    session.add_argument("--raw", required=True, help="folder holding all_train_seq.txt and test.txt")
-    session.add_argument("--out", default="dataset", help="RecBole data_path; writes OUT/NAME/NAME.{train,valid,test}.inter")
-    session.add_argument("--valid_ratio", type=float, default=0.1,
-                         help="share of the training sessions (the last ones) held out for validation, in (0, 1)")
-    session.add_argument("--max_len", type=int, default=50,
-                         help="keep the MAX_LEN most recent items of each prefix (<= MAX_ITEM_LIST_LENGTH)")
-    session.add_argument("--min_prefix", type=int, default=None,
-                         help="shortest training prefix (default: the dataset's rule, 1 or 2)")
-    session.add_argument("--max_item_ids", type=int, default=MAX_ITEM_IDS,
-                         help="refuse pickles holding more item ids in all (default: %(default)s); "
-                              "each can become one output row")
-    return parser
+USAGE = f"""\
+usage: python -m recbole_selfattn.data.convert ml-1m --raw=DIR [--out=DIR]
+       python -m recbole_selfattn.data.convert session --name=NAME --raw=DIR [--out=DIR] [options]
+
+Build RecBole atomic files from the raw benchmark datasets (see dataset/README.md).
+Options take the form --key=value or --key value.
+
+ml-1m: MovieLens-1M from ratings.dat(.xz) or ml-1m.inter(.xz)
+  --raw=DIR             folder holding ratings.dat, ratings.dat.xz or ml-1m.inter(.xz)
+  --out=DIR             RecBole data_path; writes OUT/ml-1m/ml-1m.inter (default dataset)
+
+session: a session dataset from all_train_seq.txt and test.txt pickles
+  --name=NAME           dataset name ({', '.join(SESSION_DATASETS)} or your own)
+  --raw=DIR             folder holding all_train_seq.txt and test.txt
+  --out=DIR             RecBole data_path; writes OUT/NAME/NAME.{{train,valid,test}}.inter (default dataset)
+  --valid_ratio=R       share of the training sessions (the last ones) held out for validation,
+                        in (0, 1) (default 0.1)
+  --max_len=N           keep the N most recent items of each prefix, <= MAX_ITEM_LIST_LENGTH (default 50)
+  --min_prefix=N        shortest training prefix (default: the dataset's rule, 1 or 2)
+  --max_item_ids=N      refuse pickles holding more item ids in all (default {MAX_ITEM_IDS});
+                        each can become one output row
+"""
+
+_OPTIONS = {
+    "ml-1m": {"raw": None, "out": "dataset"},
+    "session": {"name": None, "raw": None, "out": "dataset", "valid_ratio": "0.1", "max_len": "50",
+                "min_prefix": None, "max_item_ids": str(MAX_ITEM_IDS)},
+}
+_NUMBERS = {"valid_ratio": float, "max_len": int, "min_prefix": int, "max_item_ids": int}
 
 
-def main(argv=None):
-    """Entry point; returns the exit status (2 on bad input)."""
-    args = build_parser().parse_args(argv)
+def parse_args(argv):
+    """``(kind, options)`` from ``ml-1m|session --key=value ...``; numbers converted."""
+    kind = argv[0] if argv else None
+    if kind not in _OPTIONS:
+        raise UsageError(f"Name what to convert first: ml-1m or session (got {kind!r}). Run with --help for usage.")
+    options, _ = parse_command_line(argv[1:], _OPTIONS[kind], recbole=False)
+    for name in ("name", "raw") if kind == "session" else ("raw",):
+        if options[name] is None:
+            raise UsageError(f"{kind} needs --{name}=... (run with --help for usage).")
+    for name, number in _NUMBERS.items():
+        if options.get(name) is not None:
+            try:
+                options[name] = number(options[name])
+            except ValueError:
+                raise UsageError(f"--{name}={options[name]} is not {'a number' if number is float else 'an integer'}.") from None
+    return kind, options
+
+
+def _convert(argv):
+    kind, args = parse_args(argv)
     start = time.perf_counter()
-    try:
-        if args.dataset == "ml-1m":
-            result = convert_ml1m(args.raw, args.out)
-            print(f"Wrote {result['file']}: {result['rows']:,} ratings from {result['source']}.")
-        else:
-            result = convert_session(
-                args.name, args.raw, args.out, args.valid_ratio, args.max_len, args.min_prefix, args.max_item_ids
-            )
-            check = result["published_train_pairs"]
-            print(
-                f"{args.name}: {result['sessions']:,} training sessions -> {result['train_pairs']:,} training "
-                f"pairs" + (f" (published: {check:,})" if check else "") + f"; wrote train {result['train']:,}, "
-                f"valid {result['valid']:,}, test {result['test']:,} rows ({result['truncated']:,} prefixes "
-                f"cut to {args.max_len} items) to {result['files'][0].parent}."
-            )
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if kind == "ml-1m":
+        result = convert_ml1m(args["raw"], args["out"])
+        print(f"Wrote {result['file']}: {result['rows']:,} ratings from {result['source']}.")
+    else:
+        result = convert_session(
+            args["name"], args["raw"], args["out"], args["valid_ratio"], args["max_len"], args["min_prefix"],
+            args["max_item_ids"],
+        )
+        check = result["published_train_pairs"]
+        print(
+            f"{args['name']}: {result['sessions']:,} training sessions -> {result['train_pairs']:,} training "
+            f"pairs" + (f" (published: {check:,})" if check else "") + f"; wrote train {result['train']:,}, "
+            f"valid {result['valid']:,}, test {result['test']:,} rows ({result['truncated']:,} prefixes "
+            f"cut to {args['max_len']} items) to {result['files'][0].parent}."
+        )
     print(f"Done in {time.perf_counter() - start:.1f} s.")
     return 0
 
 
+def main(argv=None):
+    """Entry point; returns the exit status (2 on bad input)."""
+    return command(_convert, USAGE, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recbole_selfattn.diagnostics.command import run_command
+from recbole_selfattn.cli.main import command
 from recbole_selfattn.diagnostics.heatmap import draw
 from recbole_selfattn.errors import UsageError
 from recbole_selfattn.recommender import Recommender
@@ -210,7 +210,7 @@ def _print_explanation(argv):
 
 def main(argv=None):
     """Entry point; returns the process exit status (2 for bad input)."""
-    return run_command(argv, USAGE, _print_explanation)
+    return command(_print_explanation, USAGE, argv)
 
 
 if __name__ == "__main__":

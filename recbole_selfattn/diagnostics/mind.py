@@ -2,7 +2,7 @@ r"""Diagnostics of a trained MIND: are its interests distinct, is its label-awar
 attention selective, and does its evaluation repeat?
 
 Li et al., "Multi-Interest Network with Dynamic Routing for Recommendation at
-Tmall", CIKM 2019 (MODELS.md, section 3). For the users of an evaluation
+Tmall", CIKM 2019 (``docs/models.md``, "MIND"). For the users of an evaluation
 set, with their interest capsules :math:`u_1 \dots u_{K'_u}` (B2I routing, the
 valid ones only) and the target item :math:`e_t`:
 
@@ -29,7 +29,6 @@ the training run found them) and prints the three measures on the test split::
 
 import os
 import statistics
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +36,10 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 
 from recbole_selfattn import checkpoint
 from recbole_selfattn.checkpoint import CheckpointError
+from recbole_selfattn.cli.args import parse_args as parse_command_line
+from recbole_selfattn.cli.main import command, exit_with
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
-from recbole_selfattn.diagnostics.command import run_command
 from recbole_selfattn.errors import UsageError
 from recbole_selfattn.recommender import Recommender
 from recbole_selfattn.trainer import token_vocabulary
@@ -233,29 +233,26 @@ def report(model_file, repeats=3):
 
 def parse_args(argv):
     """``(checkpoint file, repeats)`` from ``--checkpoint=FILE [--repeats=N]``."""
-    model_file, repeats = None, 3
-    for arg in argv:
-        key, has_value, value = arg.partition("=")
-        if key == "--checkpoint" and has_value:
-            model_file = value
-        elif key == "--repeats" and has_value:
-            if not (value.isdigit() and int(value) >= 1):
-                raise UsageError(f"--repeats={value} is invalid: give the number of evaluations, an integer >= 1.")
-            repeats = int(value)
-        else:
-            raise UsageError(
-                f"Unrecognised argument '{arg}': the options are --checkpoint=FILE and --repeats=N. "
-                "Run with --help for usage."
-            )
-    if not model_file:
+    try:
+        options, _ = parse_command_line(argv, {"checkpoint": None, "repeats": "3"}, recbole=False)
+    except UsageError as e:
+        raise UsageError(f"{e} The options are --checkpoint=FILE and --repeats=N.") from None
+    value = options["repeats"]
+    if not (value.isdigit() and int(value) >= 1):
+        raise UsageError(f"--repeats={value} is invalid: give the number of evaluations, an integer >= 1.")
+    if not options["checkpoint"]:
         raise UsageError("No checkpoint given: pass --checkpoint=saved/MIND-....pth (a file saved by training MIND).")
-    return model_file, repeats
+    return options["checkpoint"], int(value)
+
+
+def _diagnose(argv):
+    print(report(*parse_args(argv)))
 
 
 def main(argv=None):
     """Entry point; returns the process exit status (2 for bad input)."""
-    return run_command(argv, USAGE, lambda args: print(report(*parse_args(args))))
+    return command(_diagnose, USAGE, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -24,7 +24,7 @@ loss of :math:`v_u^\top e` over all items (``CE``) or BPR on sampled negatives. 
 score at prediction is :math:`\max_j u_j^\top e_i` over the valid interests, which ranks
 items exactly as the paper's per-interest retrieval merged by score.
 
-Implementation notes (see ``docs/MODELS.md``, section 3):
+Implementation notes (see ``docs/models.md``, "MIND"):
 
 * ``|I_u|`` is the history length the model sees (``ITEM_SEQ_LEN``, at most
   ``MAX_ITEM_LIST_LENGTH``); the history is the first ``ITEM_SEQ_LEN`` positions of

@@ -6,7 +6,7 @@ Reference:
     Kai Ouyang et al. "Mining Interest Trends and Adaptively Assigning Sample
     Weight for Session-based Recommendation." in SIGIR 2023 (arXiv 2306.11610).
 
-No public code exists; this follows the paper's equations (MODELS.md section 2):
+No public code exists; this follows the paper's equations (``docs/models.md``, "MTAW"):
 
 * embedding, ``x_k = e_{i_k} + p_k`` (item plus learned position embedding);
 * Interest Tracking Layer (ITL), ``Q_x = ReLU(MLP(x_t))``,
