@@ -14,6 +14,7 @@ from recbole.data.interaction import Interaction
 from recbole_selfattn.config import Config, properties_dir
 from recbole_selfattn.errors import ConfigError
 from recbole_selfattn.model.mind import MIND
+from recbole_selfattn.model.routing import squash
 from recbole_selfattn.quick_start import run
 from tests.conftest import tiny_config, write_inter
 
@@ -78,19 +79,19 @@ def test_property_file_defaults_are_loaded(tmp_path):
 
 
 def test_squash_shrinks_norm_and_keeps_direction():
-    u = MIND.squash(torch.tensor([[3.0, 4.0]]))
+    u = squash(torch.tensor([[3.0, 4.0]]))
     assert u.norm().item() == pytest.approx(25 / 26, abs=1e-6)  # ||z||^2 / (1 + ||z||^2) = 25/26
     assert torch.allclose(u, torch.tensor([[0.6, 0.8]]) * 25 / 26, atol=1e-6)
     torch.manual_seed(1)
     z = torch.randn(50, 5) * torch.logspace(-2, 2, 50).unsqueeze(1)
-    u = MIND.squash(z)
+    u = squash(z)
     assert (u.norm(dim=1) < 1).all()
     assert torch.allclose(F.cosine_similarity(u, z, dim=1), torch.ones(50), atol=1e-5)
     n2 = z.pow(2).sum(1)
     assert torch.allclose(u.norm(dim=1), n2 / (1 + n2), rtol=1e-5)
     zero = torch.zeros(1, 3, requires_grad=True)
-    MIND.squash(zero).sum().backward()
-    assert torch.equal(MIND.squash(zero.detach()), torch.zeros(1, 3)) and torch.isfinite(zero.grad).all()
+    squash(zero).sum().backward()
+    assert torch.equal(squash(zero.detach()), torch.zeros(1, 3)) and torch.isfinite(zero.grad).all()
 
 
 # ---------------------------------------------------------------- routing by hand
@@ -519,7 +520,7 @@ def plain_forward(model, item_seq, item_seq_len):
     ones masked (the model first cuts the padding after the batch's longest history)."""
     valid = torch.arange(item_seq.size(1)).unsqueeze(0) < item_seq_len.unsqueeze(1)
     interest_mask = model.interest_mask(item_seq_len)
-    interests = model.b2i_routing(model.item_embedding(item_seq), valid, interest_mask)
+    interests, _ = model.b2i_routing(model.item_embedding(item_seq), valid, interest_mask)
     return model.interest_layer(interests), interest_mask
 
 
