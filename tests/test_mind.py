@@ -97,8 +97,9 @@ def test_squash_shrinks_norm_and_keeps_direction():
 # ---------------------------------------------------------------- routing by hand
 
 
-def manual_routing(items, S, logits, iters, over_items):
-    """Algorithm 1 with explicit loops: items c_i (2-d lists), S (2x2), logits b[i][j]."""
+def manual_routing(items, S, logits, iters, over_items, alpha=1.0):
+    """Algorithm 1 with explicit loops: items c_i (2-d lists), S (2x2), logits b[i][j],
+    the update b_ij += alpha u_j . S c_i. Returns the capsules u_j and the last weights w_ij."""
     low = [[sum(S[r][c] * x[c] for c in range(2)) for r in range(2)] for x in items]  # S c_i
     b = [row[:] for row in logits]
     n, k = len(items), len(logits[0])
@@ -114,8 +115,8 @@ def manual_routing(items, S, logits, iters, over_items):
             z = [sum(w[i][j] * low[i][r] for i in range(n)) for r in range(2)]
             n2 = z[0] ** 2 + z[1] ** 2
             u.append([n2 / (1 + n2) * zr / math.sqrt(n2) for zr in z])
-        b = [[b[i][j] + sum(u[j][r] * low[i][r] for r in range(2)) for j in range(k)] for i in range(n)]
-    return u
+        b = [[b[i][j] + alpha * sum(u[j][r] * low[i][r] for r in range(2)) for j in range(k)] for i in range(n)]
+    return u, w
 
 
 @pytest.mark.parametrize("routing_softmax", ["interests", "items"])
@@ -132,7 +133,7 @@ def test_routing_matches_hand_computation(tmp_path, monkeypatch, routing_softmax
     set_weights(model, items, S)
     inject_logits(monkeypatch, model, [logits + [[5.0, -5.0]]])
     interests, mask = model.forward(torch.tensor([[1, 2, 0]]), torch.tensor([2]))
-    expected = manual_routing(items, S, logits, iters, routing_softmax == "items")
+    expected, _ = manual_routing(items, S, logits, iters, routing_softmax == "items")
     assert mask.tolist() == [[True, True]]
     assert torch.allclose(interests[0], torch.tensor(expected), atol=1e-6)
 
@@ -147,7 +148,7 @@ def test_interest_mlp_is_a_relu_layer_over_the_capsules(tmp_path, monkeypatch):
         model.interest_layer[0].weight.copy_(weight)
         model.interest_layer[0].bias.copy_(bias)
     interests, _ = model.forward(torch.tensor([[1, 2]]), torch.tensor([2]))
-    u = torch.tensor(manual_routing(items, S, logits, 1, False))
+    u = torch.tensor(manual_routing(items, S, logits, 1, False)[0])
     expected = torch.relu(u @ weight.t() + bias)
     assert torch.allclose(interests[0], expected, atol=1e-6)
     assert (expected == 0).any() and (expected > 0).any()  # the ReLU matters in this example
@@ -169,8 +170,12 @@ def reference_routing(low, b0, iters, detach_updates):
     return u
 
 
-def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch):
-    model = make_model(tmp_path, embedding_size=4, interest_num=3, dynamic_k=False).train()
+@pytest.mark.parametrize("stop_grad", [True, False])
+def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch, stop_grad):
+    """The drawn logits are outside the graph; with routing_stop_grad (the default) dS is
+    the one with the logit updates treated as constants, without it the one through them."""
+    model = make_model(tmp_path, embedding_size=4, interest_num=3, dynamic_k=False, routing_stop_grad=stop_grad)
+    model.train()
     interaction = batch(model, [[1, 2, 3, 4, 0, 0], [5, 6, 7, 0, 0, 0]], [4, 3], targets=[5, 8])
     assert isinstance(model.S, torch.nn.Parameter)
     model.calculate_loss(interaction).backward()
@@ -189,7 +194,7 @@ def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch
     model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
     assert drawn and not drawn[0].requires_grad and drawn[0].grad_fn is None
 
-    # dS of the interests equals the one with b treated as a constant, not the one through b
+    # dS of the interests equals the one with b's updates treated as constants, or through them
     torch.manual_seed(3)
     b0 = torch.randn(1, 4, 3)
     inject_logits(monkeypatch, model, b0.tolist())
@@ -204,7 +209,7 @@ def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch
         u = reference_routing(low, b0[0], model.routing_iters, detach)
         assert torch.allclose(u, interests[0].detach(), atol=1e-6)
         (grads[detach],) = torch.autograd.grad((u * weights).sum(), S)
-    assert torch.allclose(model.S.grad, grads[True], atol=1e-6)
+    assert torch.allclose(model.S.grad, grads[stop_grad], atol=1e-6)
     assert not torch.allclose(grads[True], grads[False], atol=1e-4)
 
 
