@@ -501,14 +501,14 @@ def two_interest_sequences(n_users=80, length=12, cluster=20):
     return sequences
 
 
-@pytest.mark.parametrize("loss_type", ["CE", "BPR"])
-def test_learns_two_interest_dataset(tmp_path, monkeypatch, loss_type):
+@pytest.mark.parametrize("loss_type, sampled_loss", [("CE", "BPR"), ("BPR", "BPR"), ("BPR", "softmax")])
+def test_learns_two_interest_dataset(tmp_path, monkeypatch, loss_type, sampled_loss):
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data", "twoint", two_interest_sequences())
     extra = UNIFORM_NEGATIVES if loss_type == "BPR" else {}
     config = tiny_config(
         tmp_path / "data", epochs=30, stopping_step=30, learning_rate=0.01, embedding_size=32,
-        loss_type=loss_type, **extra,
+        loss_type=loss_type, sampled_loss=sampled_loss, **extra,
     )
     result = run("MIND", "twoint", config_dict=config, cmd_args=[])
     # a random ranking of the 40 items puts the target in each of the top 10

@@ -240,7 +240,8 @@ class MTAW(SequentialRecommender):
 
     def interest_tracking(self, item_seq, item_seq_len):
         r"""Instant interests ``L = {l_1 .. l_T}`` ``[B, T, d]`` after the stacked
-        ITLs. ``l_t`` depends only on the first ``t`` items; rows at padded
+        ITLs. ``l_t`` depends only on the first ``t`` items (and, with
+        ``position_order: reverse``, on the session length); rows at padded
         positions are defined but meaningless."""
         seq_length = item_seq.size(1)
         positions = torch.arange(seq_length, device=item_seq.device)
