@@ -14,6 +14,7 @@ from recbole.data.interaction import Interaction
 from recbole_selfattn.config import Config, properties_dir
 from recbole_selfattn.errors import ConfigError
 from recbole_selfattn.model.mind import MIND
+from recbole_selfattn.model.routing import squash
 from recbole_selfattn.quick_start import run
 from tests.conftest import tiny_config, write_inter
 
@@ -78,26 +79,27 @@ def test_property_file_defaults_are_loaded(tmp_path):
 
 
 def test_squash_shrinks_norm_and_keeps_direction():
-    u = MIND.squash(torch.tensor([[3.0, 4.0]]))
+    u = squash(torch.tensor([[3.0, 4.0]]))
     assert u.norm().item() == pytest.approx(25 / 26, abs=1e-6)  # ||z||^2 / (1 + ||z||^2) = 25/26
     assert torch.allclose(u, torch.tensor([[0.6, 0.8]]) * 25 / 26, atol=1e-6)
     torch.manual_seed(1)
     z = torch.randn(50, 5) * torch.logspace(-2, 2, 50).unsqueeze(1)
-    u = MIND.squash(z)
+    u = squash(z)
     assert (u.norm(dim=1) < 1).all()
     assert torch.allclose(F.cosine_similarity(u, z, dim=1), torch.ones(50), atol=1e-5)
     n2 = z.pow(2).sum(1)
     assert torch.allclose(u.norm(dim=1), n2 / (1 + n2), rtol=1e-5)
     zero = torch.zeros(1, 3, requires_grad=True)
-    MIND.squash(zero).sum().backward()
-    assert torch.equal(MIND.squash(zero.detach()), torch.zeros(1, 3)) and torch.isfinite(zero.grad).all()
+    squash(zero).sum().backward()
+    assert torch.equal(squash(zero.detach()), torch.zeros(1, 3)) and torch.isfinite(zero.grad).all()
 
 
 # ---------------------------------------------------------------- routing by hand
 
 
-def manual_routing(items, S, logits, iters, over_items):
-    """Algorithm 1 with explicit loops: items c_i (2-d lists), S (2x2), logits b[i][j]."""
+def manual_routing(items, S, logits, iters, over_items, alpha=1.0):
+    """Algorithm 1 with explicit loops: items c_i (2-d lists), S (2x2), logits b[i][j],
+    the update b_ij += alpha u_j . S c_i. Returns the capsules u_j and the last weights w_ij."""
     low = [[sum(S[r][c] * x[c] for c in range(2)) for r in range(2)] for x in items]  # S c_i
     b = [row[:] for row in logits]
     n, k = len(items), len(logits[0])
@@ -113,8 +115,8 @@ def manual_routing(items, S, logits, iters, over_items):
             z = [sum(w[i][j] * low[i][r] for i in range(n)) for r in range(2)]
             n2 = z[0] ** 2 + z[1] ** 2
             u.append([n2 / (1 + n2) * zr / math.sqrt(n2) for zr in z])
-        b = [[b[i][j] + sum(u[j][r] * low[i][r] for r in range(2)) for j in range(k)] for i in range(n)]
-    return u
+        b = [[b[i][j] + alpha * sum(u[j][r] * low[i][r] for r in range(2)) for j in range(k)] for i in range(n)]
+    return u, w
 
 
 @pytest.mark.parametrize("routing_softmax", ["interests", "items"])
@@ -131,7 +133,7 @@ def test_routing_matches_hand_computation(tmp_path, monkeypatch, routing_softmax
     set_weights(model, items, S)
     inject_logits(monkeypatch, model, [logits + [[5.0, -5.0]]])
     interests, mask = model.forward(torch.tensor([[1, 2, 0]]), torch.tensor([2]))
-    expected = manual_routing(items, S, logits, iters, routing_softmax == "items")
+    expected, _ = manual_routing(items, S, logits, iters, routing_softmax == "items")
     assert mask.tolist() == [[True, True]]
     assert torch.allclose(interests[0], torch.tensor(expected), atol=1e-6)
 
@@ -146,7 +148,7 @@ def test_interest_mlp_is_a_relu_layer_over_the_capsules(tmp_path, monkeypatch):
         model.interest_layer[0].weight.copy_(weight)
         model.interest_layer[0].bias.copy_(bias)
     interests, _ = model.forward(torch.tensor([[1, 2]]), torch.tensor([2]))
-    u = torch.tensor(manual_routing(items, S, logits, 1, False))
+    u = torch.tensor(manual_routing(items, S, logits, 1, False)[0])
     expected = torch.relu(u @ weight.t() + bias)
     assert torch.allclose(interests[0], expected, atol=1e-6)
     assert (expected == 0).any() and (expected > 0).any()  # the ReLU matters in this example
@@ -168,8 +170,12 @@ def reference_routing(low, b0, iters, detach_updates):
     return u
 
 
-def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch):
-    model = make_model(tmp_path, embedding_size=4, interest_num=3, dynamic_k=False).train()
+@pytest.mark.parametrize("stop_grad", [True, False])
+def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch, stop_grad):
+    """The drawn logits are outside the graph; with routing_stop_grad (the default) dS is
+    the one with the logit updates treated as constants, without it the one through them."""
+    model = make_model(tmp_path, embedding_size=4, interest_num=3, dynamic_k=False, routing_stop_grad=stop_grad)
+    model.train()
     interaction = batch(model, [[1, 2, 3, 4, 0, 0], [5, 6, 7, 0, 0, 0]], [4, 3], targets=[5, 8])
     assert isinstance(model.S, torch.nn.Parameter)
     model.calculate_loss(interaction).backward()
@@ -188,7 +194,7 @@ def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch
     model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
     assert drawn and not drawn[0].requires_grad and drawn[0].grad_fn is None
 
-    # dS of the interests equals the one with b treated as a constant, not the one through b
+    # dS of the interests equals the one with b's updates treated as constants, or through them
     torch.manual_seed(3)
     b0 = torch.randn(1, 4, 3)
     inject_logits(monkeypatch, model, b0.tolist())
@@ -203,7 +209,7 @@ def test_S_is_trained_and_routing_logits_carry_no_gradient(tmp_path, monkeypatch
         u = reference_routing(low, b0[0], model.routing_iters, detach)
         assert torch.allclose(u, interests[0].detach(), atol=1e-6)
         (grads[detach],) = torch.autograd.grad((u * weights).sum(), S)
-    assert torch.allclose(model.S.grad, grads[True], atol=1e-6)
+    assert torch.allclose(model.S.grad, grads[stop_grad], atol=1e-6)
     assert not torch.allclose(grads[True], grads[False], atol=1e-4)
 
 
@@ -495,14 +501,14 @@ def two_interest_sequences(n_users=80, length=12, cluster=20):
     return sequences
 
 
-@pytest.mark.parametrize("loss_type", ["CE", "BPR"])
-def test_learns_two_interest_dataset(tmp_path, monkeypatch, loss_type):
+@pytest.mark.parametrize("loss_type, sampled_loss", [("CE", "BPR"), ("BPR", "BPR"), ("BPR", "softmax")])
+def test_learns_two_interest_dataset(tmp_path, monkeypatch, loss_type, sampled_loss):
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data", "twoint", two_interest_sequences())
     extra = UNIFORM_NEGATIVES if loss_type == "BPR" else {}
     config = tiny_config(
         tmp_path / "data", epochs=30, stopping_step=30, learning_rate=0.01, embedding_size=32,
-        loss_type=loss_type, **extra,
+        loss_type=loss_type, sampled_loss=sampled_loss, **extra,
     )
     result = run("MIND", "twoint", config_dict=config, cmd_args=[])
     # a random ranking of the 40 items puts the target in each of the top 10

@@ -33,26 +33,32 @@ Implementation notes (see ``docs/models.md``, "MIND"):
   interests runs over the valid ones only), never enter label-aware attention and never
   win the max at prediction.
 * In training the routing logits are drawn from torch's global RNG for every sequence
-  at every forward pass, are never stored, and are updated without gradient: ``S`` and
-  the item embeddings are trained through the last iteration's
-  :math:`z_j = \sum_i w_{ij} S c_i` only. They are drawn for ``MAX_ITEM_LIST_LENGTH``
+  at every forward pass and never stored. They are drawn for ``MAX_ITEM_LIST_LENGTH``
   positions, so a sequence's draws do not depend on how much padding follows it.
-* ``routing_init_eval`` sets the routing start at prediction (``predict``,
-  ``full_sort_predict``, any forward pass in ``eval()`` mode). ``'random'`` is the
-  paper's fresh :math:`b_{ij} \sim \mathcal{N}(0, \sigma^2)` draw, so every evaluation
-  of one checkpoint ranks differently (a review evaluated one ml-1m checkpoint three
-  times: NDCG@10 0.0249, 0.0250, 0.0266). ``'fixed'`` (the default) starts every
-  sequence from one draw of the same distribution, :math:`b_{ij} = \sigma g_{ij}` with
-  :math:`g \in \mathbb{R}^{L \times K}` drawn by a ``torch.Generator`` seeded with
-  ``FIXED_ROUTING_SEED``: evaluations are identical, and the global RNG is not consumed,
-  so training after an evaluation is unchanged. The start differs across interests, as
-  the paper's draws do (all-zero logits would give every interest the same weights and
-  collapse them into one vector). Training always uses the paper's random draws.
-* ``routing_softmax: items`` normalises ``w_ij`` over the history items of each interest
-  instead of over the interests of each item (the paper, like Sabour et al.'s capsule
-  routing); some reimplementations do that. Padded items are excluded either way.
-* ``squash`` computes :math:`\|z\| = \sqrt{\|z\|^2 + 10^{-9}}` (as ComiRec does) so an
-  all-zero ``z`` has a finite gradient.
+* Routing is :func:`~recbole_selfattn.model.routing.b2i_routing` (it returns the last
+  iteration's weights ``w_ij`` beside the capsules). ``routing_stop_grad: True``
+  (ComiRec's; the default) updates the logits without gradient, so ``S`` and the item
+  embeddings learn through the last iteration's :math:`z_j` only; ``False`` also
+  differentiates through the earlier updates. ``routing_update_scale`` :math:`\alpha`
+  multiplies the update, :math:`b_{ij} \leftarrow b_{ij} + \alpha u_j^\top S c_i` (paper: 1).
+  On ml-100k the update's std is about 0.007 against :math:`\sigma = 1`: the random start,
+  not the items, decides the routing unless :math:`\alpha` grows or ``routing_sigma``
+  shrinks. ``routing_softmax: items`` normalises ``w_ij`` over the items of each interest
+  instead of over the interests of each item (the paper); padded items are excluded either way.
+* ``routing_init_eval`` sets the routing start at prediction (any forward pass in
+  ``eval()`` mode). ``'random'`` is the paper's fresh draw, so every evaluation of one
+  checkpoint ranks differently (one ml-1m checkpoint evaluated three times: NDCG@10
+  0.0249, 0.0250, 0.0266). ``'fixed'`` (the default) starts every sequence from one draw
+  of the same distribution, seeded with ``FIXED_ROUTING_SEED``, without consuming the
+  global RNG: evaluations are identical and training after one is unchanged. The start
+  differs across interests, as the paper's draws do (all-zero logits would collapse the
+  interests into one vector). Training always uses the paper's random draws.
+* Every score (label-aware attention's :math:`u_j^\top e_t`, the training logits
+  :math:`v_u^\top e`, the prediction :math:`u_j^\top e_i`) is
+  :math:`s(a, e) = \lambda\, a^\top e` (``score_type: dot``, the paper) or
+  :math:`\lambda \cos(a, e)` (``score_type: cosine``), with :math:`\lambda` = ``score_scale``.
+  Squash caps :math:`|u_j^\top e|` at :math:`\|e\|` (about 0.2 at the start on ml-100k):
+  attention starts nearly uniform (largest weight 0.29 against 0.25) and the softmax flat.
 * ``pow`` is sign-preserving, :math:`\mathrm{sign}(x)|x|^p`, because a plain power of a
   negative similarity is NaN (non-integer ``p``) or flips its order (even ``p``). ``p = 0``
   is :math:`x^0 = 1`, the uniform mean over the valid interests. For
@@ -62,7 +68,12 @@ Implementation notes (see ``docs/models.md``, "MIND"):
 * ``interest_mlp: True`` applies a ReLU layer (``d -> d``) to the interest capsules, the
   paper's ReLU layers without the user-profile features this generic model does not have.
 * With ``loss_type: BPR`` the user vector is the label-aware one built with the positive
-  target, as in the paper's sampled softmax; the negatives are scored against it.
+  target; the negatives RecBole's sampler drew (``train_neg_sample_args``) are scored
+  against it. ``sampled_loss: BPR`` is BPR against each row's own negative;
+  ``sampled_loss: softmax`` is the paper's sampled softmax: each row's target against the
+  negatives of all rows of the batch (one pool, as TensorFlow's sampled softmax shares
+  it), a negative equal to the row's target left out. No :math:`\log Q` correction is
+  applied, which is exact for ``distribution: uniform``.
 """
 
 import torch
@@ -74,9 +85,29 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
 from recbole_selfattn.config import require
+from recbole_selfattn.model.routing import b2i_routing, initial_logits
 
 # Seed of the routing start at prediction with ``routing_init_eval: fixed``.
 FIXED_ROUTING_SEED = 0
+
+
+# Hyper-parameter: (test, what a valid value is); checked in MIND.__init__.
+HYPER_PARAMETERS = {
+    "interest_num": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "routing_iters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "pow_p": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "pow_hard_threshold": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "routing_sigma": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "routing_softmax": (lambda v: v in ("interests", "items"), "'interests' or 'items'"),
+    "routing_init_eval": (lambda v: v in ("fixed", "random"), "'fixed' or 'random'"),
+    "dynamic_k": (lambda v: isinstance(v, bool), "true or false"),
+    "interest_mlp": (lambda v: isinstance(v, bool), "true or false"),
+    "routing_update_scale": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "routing_stop_grad": (lambda v: isinstance(v, bool), "true or false"),
+    "score_type": (lambda v: v in ("dot", "cosine"), "'dot' or 'cosine'"),
+    "score_scale": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "loss_type": (lambda v: v in ("CE", "BPR"), "'CE' or 'BPR'"),
+}
 
 
 class MIND(SequentialRecommender):
@@ -87,16 +118,15 @@ class MIND(SequentialRecommender):
         super(MIND, self).__init__(config, dataset)
 
         # load parameters info
-        require(config, "interest_num", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-        require(config, "routing_iters", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-        require(config, "pow_p", lambda v: _is_number(v) and v >= 0, "a number >= 0")
-        require(config, "pow_hard_threshold", lambda v: _is_number(v) and v > 0, "a number > 0")
-        require(config, "routing_sigma", lambda v: _is_number(v) and v >= 0, "a number >= 0")
-        require(config, "routing_softmax", lambda v: v in ("interests", "items"), "'interests' or 'items'")
-        require(config, "routing_init_eval", lambda v: v in ("fixed", "random"), "'fixed' or 'random'")
-        require(config, "dynamic_k", lambda v: isinstance(v, bool), "true or false")
-        require(config, "interest_mlp", lambda v: isinstance(v, bool), "true or false")
-        require(config, "loss_type", lambda v: v in ("CE", "BPR"), "'CE' or 'BPR'")
+        for key, (ok, expected) in HYPER_PARAMETERS.items():
+            require(config, key, ok, expected)
+        require(
+            config,
+            "sampled_loss",
+            lambda v: v == "BPR" or (v == "softmax" and config["loss_type"] == "BPR"),
+            "'BPR' or 'softmax'; both score RecBole's sampled negatives, so 'softmax' needs loss_type BPR "
+            "and train_neg_sample_args",
+        )
         if config["loss_type"] == "BPR":
             require(
                 config,
@@ -112,8 +142,13 @@ class MIND(SequentialRecommender):
         self.routing_sigma = float(config["routing_sigma"])
         self.softmax_over_items = config["routing_softmax"] == "items"
         self.fixed_eval_routing = config["routing_init_eval"] == "fixed"
+        self.routing_update_scale = float(config["routing_update_scale"])
+        self.routing_stop_grad = config["routing_stop_grad"]
+        self.cosine_scores = config["score_type"] == "cosine"
+        self.score_scale = float(config["score_scale"])
         self.dynamic_k = config["dynamic_k"]
         self.loss_type = config["loss_type"]
+        self.sampled_softmax = config["sampled_loss"] == "softmax"
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
@@ -148,34 +183,15 @@ class MIND(SequentialRecommender):
         return k.unsqueeze(0) < k_user.unsqueeze(1)
 
     def _initial_logits(self, batch_size, seq_len, device):
-        r"""Initial routing logits ``b_ij ~ N(0, sigma^2)``, ``[B, L, K]``.
-
-        In training, and at prediction with ``routing_init_eval: random``, they are fresh
-        draws from torch's global RNG for every sequence. At prediction with ``fixed``,
-        every sequence gets the same draw from a generator seeded with
-        ``FIXED_ROUTING_SEED`` (on the CPU, so every device gets the same logits), and the
-        global RNG is left untouched.
-
-        They are drawn for ``MAX_ITEM_LIST_LENGTH`` positions whatever the batch's padded
-        length ``L`` (torch's generators do not give a longer draw the same prefix), so a
-        sequence's logits do not depend on how much padding follows it."""
+        r"""Initial routing logits ``[B, L, K]`` (:func:`~recbole_selfattn.model.routing.initial_logits`):
+        fresh draws in training and with ``routing_init_eval: random``, else the fixed start."""
+        seed = None if self.training or not self.fixed_eval_routing else FIXED_ROUTING_SEED
         positions = max(seq_len, self.max_seq_length)
-        if self.training or not self.fixed_eval_routing:
-            logits = torch.randn(batch_size, positions, self.interest_num, device=device)
-        else:
-            generator = torch.Generator().manual_seed(FIXED_ROUTING_SEED)
-            fixed = torch.randn(positions, self.interest_num, generator=generator)
-            logits = fixed.to(device).expand(batch_size, -1, -1)
-        return logits[:, :seq_len] * self.routing_sigma
-
-    @staticmethod
-    def squash(z):
-        r"""``||z||^2 / (1 + ||z||^2) * z / ||z||`` over the last dimension."""
-        squared_norm = z.pow(2).sum(dim=-1, keepdim=True)
-        return squared_norm / (1 + squared_norm) / torch.sqrt(squared_norm + 1e-9) * z
+        logits = initial_logits(batch_size, positions, self.interest_num, self.routing_sigma, device, seed)
+        return logits[:, :seq_len]
 
     def b2i_routing(self, item_emb, item_mask, interest_mask):
-        r"""B2I dynamic routing (Algorithm 1).
+        r"""B2I dynamic routing (Algorithm 1) of the behaviour capsules ``c_i = e_i``.
 
         Args:
             item_emb (torch.Tensor): behaviour capsules, ``[B, L, d]``.
@@ -184,26 +200,15 @@ class MIND(SequentialRecommender):
 
         Returns:
             tuple: interest capsules ``u_j`` ``[B, K, d]`` and the last iteration's routing
-            weights ``w_ij`` ``[B, L, K]`` (0 for padded items; with the softmax over
-            interests, also for invalid interests).
+            weights ``w_ij`` ``[B, L, K]`` (:func:`~recbole_selfattn.model.routing.b2i_routing`).
         """
         low_capsules = torch.matmul(item_emb, self.S.t())  # [B, L, d], row i is S c_i
         logits = self._initial_logits(item_emb.size(0), item_emb.size(1), item_emb.device)
-        if self.softmax_over_items:
-            pad = ~item_mask.unsqueeze(2)  # normalise over the real items of each interest
-            softmax_dim = 1
-        else:
-            pad = ~interest_mask.unsqueeze(1)  # normalise over the valid interests of each item
-            softmax_dim = 2
-        item_weight = item_mask.unsqueeze(2).to(item_emb.dtype)
-        for iteration in range(self.routing_iters):
-            weights = logits.masked_fill(pad, torch.finfo(logits.dtype).min).softmax(dim=softmax_dim)
-            weights = weights * item_weight  # [B, L, K]; padded items add nothing
-            interests = self.squash(torch.einsum("blk,bld->bkd", weights, low_capsules))
-            if iteration < self.routing_iters - 1:
-                with torch.no_grad():
-                    logits = logits + torch.einsum("bkd,bld->blk", interests, low_capsules)
-        return interests, weights
+        return b2i_routing(
+            low_capsules, logits, item_mask, interest_mask, self.routing_iters,
+            over_items=self.softmax_over_items, update_scale=self.routing_update_scale,
+            stop_grad=self.routing_stop_grad,
+        )
 
     def forward(self, item_seq, item_seq_len):
         r"""Interest capsules ``[B, K, d]`` and their validity mask ``[B, K]`` (:meth:`route`)."""
@@ -226,12 +231,26 @@ class MIND(SequentialRecommender):
         interests, weights = self.b2i_routing(item_emb, item_mask, interest_mask)
         return self.interest_layer(interests), interest_mask, weights
 
+    def _score_vectors(self, vectors):
+        """``vectors`` as the scores use them: unit length with ``score_type: cosine``."""
+        return F.normalize(vectors, dim=-1) if self.cosine_scores else vectors
+
+    def score(self, users, items):
+        r"""Scores :math:`s(a, e)` of user-side vectors ``[..., d]`` against items ``[N, d]``: ``[..., N]``."""
+        items = self._score_vectors(items)
+        return self.score_scale * torch.matmul(self._score_vectors(users), items.transpose(0, 1))
+
+    def score_rows(self, users, items):
+        r"""Scores :math:`s(a, e)` of user-side vectors ``[B, ..., d]`` against their row's item ``[B, d]``: ``[B, ...]``."""
+        users, items = self._score_vectors(users), self._score_vectors(items)
+        return self.score_scale * torch.einsum("b...d,bd->b...", users, items)
+
     def label_attention(self, interests, interest_mask, target_emb):
         r"""The label-aware attention weights ``softmax_j(pow(u_j . e_t, p))``, ``[B, K]``.
 
         Invalid interests get weight 0; ``p >= pow_hard_threshold`` gives the one-hot
         argmax (the paper's :math:`p \to \infty`)."""
-        scores = torch.einsum("bkd,bd->bk", interests, target_emb)
+        scores = self.score_rows(interests, target_emb)
         if self.hard_attention:
             best = scores.masked_fill(~interest_mask, float("-inf")).argmax(dim=1)
             return F.one_hot(best, self.interest_num).to(interests.dtype)
@@ -257,13 +276,24 @@ class MIND(SequentialRecommender):
         pos_items = interaction[self.POS_ITEM_ID]
         pos_items_emb = self.item_embedding(pos_items)
         seq_output = self.label_aware_attention(interests, interest_mask, pos_items_emb)
-        if self.loss_type == "BPR":
-            neg_items_emb = self.item_embedding(interaction[self.NEG_ITEM_ID])
-            pos_score = torch.sum(seq_output * pos_items_emb, dim=-1)  # [B]
-            neg_score = torch.sum(seq_output * neg_items_emb, dim=-1)  # [B]
-            return self.loss_fct(pos_score, neg_score)
-        logits = torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
-        return self.loss_fct(logits, pos_items)
+        if self.loss_type == "CE":
+            return self.loss_fct(self.score(seq_output, self.item_embedding.weight), pos_items)
+        neg_items = interaction[self.NEG_ITEM_ID]
+        pos_score = self.score_rows(seq_output, pos_items_emb)  # [B]
+        if not self.sampled_softmax:
+            return self.loss_fct(pos_score, self.score_rows(seq_output, self.item_embedding(neg_items)))
+        return self.sampled_softmax_loss(seq_output, pos_score, pos_items, neg_items)
+
+    def sampled_softmax_loss(self, seq_output, pos_score, pos_items, neg_items):
+        r"""Cross-entropy of each row's target against the batch's pooled negatives.
+
+        Row ``b``'s logits are its target's score and its scores of every negative
+        ``neg_items`` of the batch; a negative equal to ``pos_items[b]`` (an accidental
+        hit) is masked out of row ``b``."""
+        neg_scores = self.score(seq_output, self.item_embedding(neg_items))  # [B, P]
+        neg_scores = neg_scores.masked_fill(neg_items.unsqueeze(0) == pos_items.unsqueeze(1), float("-inf"))
+        logits = torch.cat([pos_score.unsqueeze(1), neg_scores], dim=1)
+        return -logits.log_softmax(dim=1)[:, 0].mean()
 
     def _max_over_interests(self, interest_scores, interest_mask):
         r"""Max over the valid interests of ``[B, K, ...]`` scores."""
@@ -275,14 +305,14 @@ class MIND(SequentialRecommender):
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         test_item_emb = self.item_embedding(interaction[self.ITEM_ID])
         interests, interest_mask = self.forward(item_seq, item_seq_len)
-        scores = torch.einsum("bkd,bd->bk", interests, test_item_emb)
+        scores = self.score_rows(interests, test_item_emb)  # [B, K]
         return self._max_over_interests(scores, interest_mask)  # [B]
 
     def full_sort_predict(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         interests, interest_mask = self.forward(item_seq, item_seq_len)
-        scores = torch.matmul(interests, self.item_embedding.weight.transpose(0, 1))  # [B, K, n_items]
+        scores = self.score(interests, self.item_embedding.weight)  # [B, K, n_items]
         return self._max_over_interests(scores, interest_mask)  # [B, n_items]
 
 

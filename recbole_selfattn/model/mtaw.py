@@ -25,6 +25,20 @@ No public code exists; this follows the paper's equations (``docs/models.md``, "
 
 ``Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V``: keys and values are the
 layer's inputs themselves (no projections), as the paper writes it.
+
+Where the paper is ambiguous, the default is the reading above and options give the
+others (issue 12 measures them on validation):
+
+* ``itl_residual``: the residual of "a residual connection and layer normalisation"
+  after the FFN adds the FFN's input, ``LayerNorm(L' + Dropout(FFN(L')))`` (``ffn``);
+  or the layer's input, ``LayerNorm(X + Dropout(FFN(L')))`` (``input``); or both, as a
+  Transformer block, ``H = LayerNorm(X + L')``, ``LayerNorm(H + Dropout(FFN(H)))`` (``both``).
+* ``kv_projection: True`` gives every attention (ITL and IEL) linear key and value maps,
+  ``Attention(Q, W_K X + b_K, W_V X + b_V)``, as a Transformer's.
+* ``position_order``: ``p_k`` counts from the session's first item, ``k = 1 .. m``
+  (``forward``), or back from its last, ``k = m .. 1`` (``reverse``, the reversed position
+  embedding of S^2-DHCN and GCE-GNN). Reversed, ``l_t`` depends on the session length ``m``
+  as well as on the first ``t`` items.
 """
 
 import math
@@ -90,25 +104,40 @@ class AWLoss(nn.Module):
         return {"aw_mean_weight": mean_weight, "aw_easy_share": easy_share}
 
 
+def key_value_maps(hidden_size, projected):
+    """The key and value maps of an attention: linear layers, or the identity (the paper)."""
+    if projected:
+        return nn.Linear(hidden_size, hidden_size), nn.Linear(hidden_size, hidden_size)
+    return nn.Identity(), nn.Identity()
+
+
 class InterestTrackingLayer(nn.Module):
     r"""One ITL: every step's query ``ReLU(MLP(x_t))`` attends over the
-    layer's inputs ``X`` (keys = values = ``X``) under ``mask``, then
-    ``L = LayerNorm(L' + Dropout(FFN(L')))``."""
+    layer's inputs ``X`` (keys = values = ``X``, or their linear maps with
+    ``kv_projection``) under ``mask``, then ``L = LayerNorm(L' + Dropout(FFN(L')))``
+    (``residual`` says which tensor the residual adds; see the module docstring)."""
 
-    def __init__(self, hidden_size, dropout_prob, layer_norm_eps):
+    def __init__(self, hidden_size, dropout_prob, layer_norm_eps, residual="ffn", kv_projection=False):
         super().__init__()
+        self.residual = residual
         self.query = nn.Linear(hidden_size, hidden_size)
+        self.key, self.value = key_value_maps(hidden_size, kv_projection)
         self.ffn = nn.Sequential(
             nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size)
         )
         self.dropout = nn.Dropout(dropout_prob)
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        if residual == "both":
+            self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
     def forward(self, x, mask):
         """``x`` ``[B, T, d]``, ``mask`` ``[B, T, T]`` (True = may attend) -> ``[B, T, d]``."""
         query = F.relu(self.query(x))
-        attended = F.scaled_dot_product_attention(query, x, x, attn_mask=mask)
-        return self.layer_norm(attended + self.dropout(self.ffn(attended)))
+        attended = F.scaled_dot_product_attention(query, self.key(x), self.value(x), attn_mask=mask)
+        if self.residual == "both":
+            attended = self.attention_norm(x + attended)
+        shortcut = x if self.residual == "input" else attended
+        return self.layer_norm(shortcut + self.dropout(self.ffn(attended)))
 
 
 class MTAW(SequentialRecommender):
@@ -161,6 +190,9 @@ class MTAW(SequentialRecommender):
         require(config, "aw_gamma", lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
         require(config, "layer_norm_eps", lambda v: v > 0, "a number > 0")
         require(config, "initializer_range", lambda v: v > 0, "a number > 0")
+        require(config, "itl_residual", lambda v: v in ("ffn", "input", "both"), "'ffn', 'input' or 'both'")
+        require(config, "kv_projection", lambda v: isinstance(v, bool), "True or False")
+        require(config, "position_order", lambda v: v in ("forward", "reverse"), "'forward' or 'reverse'")
         self.embedding_size = config["embedding_size"]
         self.n_layers = config["n_layers"]
         self.dropout_prob = config["dropout_prob"]
@@ -169,15 +201,19 @@ class MTAW(SequentialRecommender):
         self.aw_gamma = float(config["aw_gamma"])
         self.layer_norm_eps = config["layer_norm_eps"]
         self.initializer_range = config["initializer_range"]
+        self.reverse_positions = config["position_order"] == "reverse"
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.embedding_size)
         self.itl_layers = nn.ModuleList(
-            InterestTrackingLayer(self.embedding_size, self.dropout_prob, self.layer_norm_eps)
+            InterestTrackingLayer(
+                self.embedding_size, self.dropout_prob, self.layer_norm_eps, config["itl_residual"], config["kv_projection"]
+            )
             for _ in range(self.n_layers)
         )
         self.iel_query = nn.Linear(self.embedding_size, self.embedding_size)
+        self.iel_key, self.iel_value = key_value_maps(self.embedding_size, config["kv_projection"])
         self.loss_fct = AWLoss(self.aw_gamma)
         if self.learn_scale:
             self.log_scale = nn.Parameter(torch.tensor(math.log(self.scale)))  # tau = exp(log_scale) > 0
@@ -204,10 +240,13 @@ class MTAW(SequentialRecommender):
 
     def interest_tracking(self, item_seq, item_seq_len):
         r"""Instant interests ``L = {l_1 .. l_T}`` ``[B, T, d]`` after the stacked
-        ITLs. ``l_t`` depends only on the first ``t`` items; rows at padded
+        ITLs. ``l_t`` depends only on the first ``t`` items (and, with
+        ``position_order: reverse``, on the session length); rows at padded
         positions are defined but meaningless."""
         seq_length = item_seq.size(1)
         positions = torch.arange(seq_length, device=item_seq.device)
+        if self.reverse_positions:  # the last item is position 0; padded positions are masked
+            positions = (item_seq_len.unsqueeze(1) - 1 - positions).clamp(min=0)
         x = self.item_embedding(item_seq) + self.position_embedding(positions)
         causal = torch.ones(seq_length, seq_length, dtype=torch.bool, device=item_seq.device).tril()
         valid = self._valid_positions(item_seq, item_seq_len)
@@ -218,7 +257,8 @@ class MTAW(SequentialRecommender):
 
     def interest_enhancing(self, item_seq, item_seq_len):
         r"""The IEL's inputs and weights: instant interests ``L`` ``[B, T', d]`` and
-        ``softmax(Q_l L^T / sqrt(d))`` ``[B, T']`` over them (0 at padded positions),
+        ``softmax(Q_l K^T / sqrt(d))`` ``[B, T']`` over them (``K = L``, or ``iel_key(L)``
+        with ``kv_projection``) (0 at padded positions),
         where ``T' = max(ITEM_SEQ_LEN)``.
 
         The positions after the batch's longest session are padding in every row;
@@ -229,15 +269,17 @@ class MTAW(SequentialRecommender):
         instant = self.interest_tracking(item_seq, item_seq_len)
         last = self.gather_indexes(instant, item_seq_len - 1)  # l_m, [B, d]
         query = F.relu(self.iel_query(last))  # Q_l, [B, d]
-        logits = torch.einsum("btd,bd->bt", instant, query) / math.sqrt(self.embedding_size)
+        keys = self.iel_key(instant)  # L itself unless kv_projection
+        logits = torch.einsum("btd,bd->bt", keys, query) / math.sqrt(self.embedding_size)
         valid = self._valid_positions(item_seq, item_seq_len)  # [B, T']
         return instant, logits.masked_fill(~valid, float("-inf")).softmax(dim=-1)
 
     def forward(self, item_seq, item_seq_len):
         """Session representation ``O`` ``[B, d]`` (before L2 normalisation): the
-        instant interests weighted by :meth:`interest_enhancing`."""
+        instant interests (through ``iel_value``, the identity unless
+        ``kv_projection``) weighted by :meth:`interest_enhancing`."""
         instant, weights = self.interest_enhancing(item_seq, item_seq_len)
-        return torch.einsum("bt,btd->bd", weights, instant)
+        return torch.einsum("bt,btd->bd", weights, self.iel_value(instant))
 
     def tau(self):
         """The cosine scale: ``exp(log_scale)`` with ``learn_scale``, else ``scale``."""
