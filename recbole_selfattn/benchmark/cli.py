@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_selfattn.cli.args import parse_args as parse_command_line
+from recbole_selfattn.cli.args import split_list
 from recbole_selfattn.cli.main import command
 from recbole_selfattn.errors import UsageError
 
@@ -111,59 +113,50 @@ def _parse_timeout(text):
     return seconds
 
 
-def _split_list(value):
-    return [item for item in value.replace(",", " ").split() if item]
+OPTIONS = {  # the benchmark's own options (cli.args: None takes a value, False is a flag)
+    "models": None, "seeds": None, "model_configs": None, "output": None, "jobs": None, "timeout": None,
+    "variants": None, "seed": None, "report-only": False, "report_only": False,
+    "worker": False,  # internal: run one (model, seed) of the benchmark in --output
+}
 
 
 def parse_args(argv):
-    """The command line as :class:`Args`; a ``--key=value`` that is not one of the
-    benchmark's options is a config override for every run."""
-    args = Args()
-    worker = "--worker" in argv
+    """The command line as :class:`Args`, through the one parser of every command
+    (:func:`recbole_selfattn.cli.args.parse_args`); a ``--key=value`` that is not
+    one of the benchmark's options is a config override for every run."""
+    options, run = parse_command_line(argv, OPTIONS)
     for arg in argv:
         key, eq, value = arg.partition("=")
-        options = ("--models", "--dataset", "--seeds", "--config_files", "--model_configs", "--output", "--jobs",
-                   "--timeout", "--variants")
-        if key in options and not value:
+        if eq and not value and (key[2:] in OPTIONS or key in ("--dataset", "--config_files")):
             raise UsageError(f"{key} needs a value, e.g. {key}=... (run with --help for usage).")
-        if arg == "--worker":
-            args.worker = True
-        elif arg in ("--report-only", "--report_only"):
-            args.report_only = True
-        elif key == "--models" and eq:
-            args.models = list(dict.fromkeys(_split_list(value)))
-            if not args.models:
-                raise UsageError("--models is empty: name at least one model, e.g. --models=SASRec,AttRec.")
-        elif key == "--dataset" and eq:
-            args.dataset = value
-        elif key == "--seeds" and eq:
-            args.seeds = parse_seeds(value)
-        elif key == "--config_files" and eq:
-            args.config_files += _split_list(value)
-        elif arg.endswith((".yaml", ".yml")) and not arg.startswith("--"):
-            args.config_files.append(arg)
-        elif key == "--model_configs" and eq:
-            if not Path(value).is_dir():
-                raise UsageError(f"--model_configs={value} is not a folder: give the folder holding <Model>.yaml files.")
-            args.model_configs = value
-        elif key == "--output" and eq:
-            args.output = value
-        elif key == "--jobs" and eq:
-            if not value.isdigit() or int(value) < 1:
-                raise UsageError(f"--jobs={value}: give the number of runs at a time, an integer >= 1.")
-            args.jobs = int(value)
-        elif key == "--timeout" and eq:
-            args.timeout = _parse_timeout(value)
-        elif key == "--variants" and eq:
-            args.variants = parse_variants(value)
-        elif worker and key in ("--model", "--seed") and eq:
-            setattr(args, key[2:], value if key == "--model" else int(value))
-        elif key in ("--model", "--seed"):
-            raise UsageError(f"{key} is set per run by the benchmark: use --{key[2:]}s instead.")
-        elif arg.startswith("--") and eq and len(key) > 2:
-            args.overrides.append(arg)
-        else:
-            raise UsageError(f"Unrecognised argument '{arg}': options take the form --key=value. Run with --help for usage.")
+    model_given = any(a.startswith("--model=") for a in argv)
+    args = Args(dataset=run.dataset, config_files=run.config_files, overrides=run.overrides,
+                worker=options["worker"], report_only=options["report-only"] or options["report_only"])
+    if args.worker:
+        args.model = run.model if model_given else None
+        args.seed = None if options["seed"] is None else int(options["seed"])
+    elif model_given or options["seed"] is not None:
+        key = "--model" if model_given else "--seed"
+        raise UsageError(f"{key} is set per run by the benchmark: use --{key[2:]}s instead.")
+    if options["models"] is not None:
+        args.models = list(dict.fromkeys(split_list(options["models"])))
+        if not args.models:
+            raise UsageError("--models is empty: name at least one model, e.g. --models=SASRec,AttRec.")
+    if options["seeds"] is not None:
+        args.seeds = parse_seeds(options["seeds"])
+    if options["model_configs"] is not None:
+        if not Path(options["model_configs"]).is_dir():
+            raise UsageError(f"--model_configs={options['model_configs']} is not a folder: "
+                             "give the folder holding <Model>.yaml files.")
+        args.model_configs = options["model_configs"]
+    if options["jobs"] is not None:
+        if not options["jobs"].isdigit() or int(options["jobs"]) < 1:
+            raise UsageError(f"--jobs={options['jobs']}: give the number of runs at a time, an integer >= 1.")
+        args.jobs = int(options["jobs"])
+    if options["timeout"] is not None:
+        args.timeout = _parse_timeout(options["timeout"])
+    if options["variants"] is not None:
+        args.variants = parse_variants(options["variants"])
     if args.variants and not args.worker:
         if len(args.models) != 1:
             raise UsageError(f"--variants studies one model, but --models names {len(args.models)}: "
@@ -171,7 +164,7 @@ def parse_args(argv):
         model = args.models[0]
         args.variants = {f"{model}[{label}]": overrides for label, overrides in args.variants.items()}
         args.models = [model, *args.variants]
-    args.output = args.output or os.path.join("results", args.dataset)
+    args.output = options["output"] or os.path.join("results", args.dataset)
     return args
 
 
