@@ -96,11 +96,10 @@ def main(argv=None):
     except (UsageError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from recbole.utils import dict2str
+    from recbole_selfattn.output import metrics_table
 
     print(f"{result['config']['model']} on {result['config']['dataset']}")
-    print(f"best valid : {dict2str(result['best_valid_result'])}")
-    print(f"test result: {dict2str(result['test_result'])}")
+    print(metrics_table(result["best_valid_result"], result["test_result"]))
     return 0
 
 
