@@ -20,7 +20,8 @@ today's packages:
   imported with :class:`LazyTune` in place of ``ray.tune``: the real
   ``ray.tune`` is imported on first use, and ``report`` outside a Ray Tune
   trial (which is every call when ray cannot be imported) does nothing, as
-  ray's own does. ``ray`` itself is left alone in ``sys.modules``.
+  ray's own does; any other use without ray fails in one paragraph naming
+  what to use instead. ``ray`` itself is left alone in ``sys.modules``.
 * **Checkpoints.** ``load_data_and_model`` reads checkpoints weights-only
   (:func:`recbole_selfattn.checkpoint.load`) and rebuilds the config from the
   checkpoint's plain data; RecBole's pretraining saves (S3Rec's
@@ -34,6 +35,7 @@ import types
 
 from recbole_selfattn import checkpoint
 from recbole_selfattn.compat import safe_checkpoint_loading
+from recbole_selfattn.errors import UsageError
 
 # RecBole model modules that ``torch.load`` a pretrained checkpoint in ``__init__``.
 _MODULES_LOADING_CHECKPOINTS = {
@@ -125,14 +127,21 @@ class LazyTune(types.ModuleType):
         trial can run where ray cannot be imported)."""
         try:
             tune = _import_tune()
-        except ImportError:
+        except UsageError:
             return None
         return tune.report(*args, **kwargs)
 
 
 def _import_tune():
-    from ray import tune
-
+    try:
+        from ray import tune
+    except ImportError as e:
+        raise UsageError(
+            f"Ray Tune could not be imported ({type(e).__name__}: {e}), so RecBole's Ray helpers cannot run: "
+            "ray 2.6 (RecBole 1.2.1's) needs pkg_resources, which setuptools >= 82 no longer has. Tune with "
+            "`python run_hyper.py --tool=hyperopt` (recbole_selfattn.hyper) or RecBole's HyperTuning with "
+            "hyperopt instead; run_recbole, objective_function and load_data_and_model need no ray."
+        ) from e
     return tune
 
 

@@ -2,7 +2,7 @@
 terminal, the long config dump only in the log file, no library noise.
 
 * :func:`metrics_table`: the best validation and test metrics side by side,
-  one row per metric, one column per cut-off ``k``.
+  one row per metric.
 * :func:`default_show_progress`: RecBole draws a tqdm bar per epoch by
   default, which fills a redirected log with thousands of lines; unless the
   user sets ``show_progress``, bars are drawn only when both standard output
@@ -47,28 +47,16 @@ def log_to_file(message, logger=None):
             handler.handle(record)
 
 
-def _split_metric(name):
-    metric, _, k = name.partition("@")
-    return metric, k
-
-
-def _cells(result, metric, cutoffs):
-    keys = [f"{metric}@{k}" if k else metric for k in cutoffs]
-    return "".join(f"{result[key]:<8.4f}" if key in result else f"{'-':<8}" for key in keys)
-
-
 def metrics_table(valid, test):
     """``valid`` and ``test`` (metric name -> value, ``ndcg@10`` style) as a
-    text table: a row per metric, ``best valid`` and ``test result`` columns
-    per cut-off; metrics without a cut-off (AUC) fill one column."""
+    text table: a row per metric, its best validation and its test value
+    (``-`` where one of them lacks the metric)."""
     names = list(dict.fromkeys([*valid, *test]))
-    metrics = list(dict.fromkeys(_split_metric(n)[0] for n in names))
-    cutoffs = sorted({_split_metric(n)[1] for n in names}, key=lambda k: int(k) if k.isdigit() else 0)
-    width = max([len(m) for m in metrics] + [len("metric")])
-    heads = "".join(f"{'@' + k if k else '':<8}" for k in cutoffs)
-    lines = [
-        f"{'':<{width}}  {'best valid':<{8 * len(cutoffs)}}  test result",
-        f"{'metric':<{width}}  {heads}  {heads}",
-        *(f"{m:<{width}}  {_cells(valid, m, cutoffs)}  {_cells(test, m, cutoffs)}" for m in metrics),
-    ]
+    width = max([len(name) for name in names] + [len("metric")])
+
+    def cell(result, name):
+        return f"{result[name]:<12.4f}" if name in result else f"{'-':<12}"
+
+    lines = [f"{'metric':<{width}}  {'best valid':<12}test result"]
+    lines += [f"{name:<{width}}  {cell(valid, name)}{cell(test, name)}" for name in names]
     return "\n".join(line.rstrip() for line in lines)

@@ -7,6 +7,7 @@ benchmarks record (seconds per epoch, validation curve, parameter count).
 """
 
 import contextlib
+import os
 import time
 from logging import getLogger
 
@@ -140,6 +141,7 @@ def load_data_and_model(model_file):
     config_dict = {key: value for key, value in saved.items() if key not in _DERIVED_KEYS}
     if (saved.get("train_neg_sample_args") or {}).get("distribution") == "none":
         config_dict["train_neg_sample_args"] = None  # RecBole's expanded form of "no sampling"
+    config_dict["data_path"] = os.path.dirname(saved["data_path"])  # RecBole appended the dataset name
     config = Config(saved["model"], saved["dataset"], config_dict=config_dict, cmd_args=[])
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)

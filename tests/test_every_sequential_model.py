@@ -3,12 +3,11 @@ one epoch each, with the negatives, labels and protocol it needs
 (:mod:`recbole_selfattn.protocol`); the two that need knowledge-graph files
 fail with one paragraph saying so."""
 
-
 import pytest
 
 from recbole_selfattn import cli
 from recbole_selfattn.utils import sequential_model_names
-from tests.conftest import cli_args, cyclic_sequences, one_paragraph_error, write_inter
+from tests.conftest import cli_args, cyclic_sequences, one_paragraph_error, write_inter, write_item_classes
 
 # Models reading pretrained entity embeddings (<dataset>.ent): no such file here.
 NEEDS_KNOWLEDGE_GRAPH = ("GRU4RecKG", "KSR")
@@ -34,9 +33,7 @@ def tiny_with_item_features(tmp_path_factory):
     """The cyclic ``tiny`` dataset plus a ``.item`` file with a ``class`` feature."""
     folder = tmp_path_factory.mktemp("every-model")
     write_inter(folder / "data", "tiny", cyclic_sequences())
-    with open(folder / "data" / "tiny" / "tiny.item", "w") as f:
-        f.write("item_id:token\tclass:token_seq\n")
-        f.writelines(f"i{i}\tc{i % 3} c{i % 5}\n" for i in range(1, 31))
+    write_item_classes(folder / "data", "tiny")
     return folder
 
 
