@@ -1,13 +1,17 @@
 """recbole-selfattn: AttRec, MTAW and MIND as RecBole sequential recommenders.
 
 Importing the package applies the compatibility fixes of
-:mod:`recbole_selfattn.compat` (RecBole 1.2.1 on numpy 2 / torch >= 2.6).
+:mod:`recbole_selfattn.compat` (RecBole 1.2.1 on numpy 2 / torch >= 2.6) and
+makes RecBole's own ``Config``, ``create_dataset`` and ``recbole.quick_start``
+run the plugin's models (:mod:`recbole_selfattn.dropin`).
 Models are imported on first use: ``from recbole_selfattn import AttRec``.
 """
 
-from recbole_selfattn import compat
+from recbole_selfattn import compat, dropin, output
 
 compat.apply()
+dropin.apply()
+output.quiet_library_warnings()
 
 from recbole_selfattn.config import Config  # noqa: E402
 from recbole_selfattn.utils import PLUGIN_MODELS, get_model, get_trainer  # noqa: E402

@@ -113,6 +113,14 @@ def _reason(error):
     return line if len(line) <= 150 else line[:147] + "..."
 
 
+def other_parameter(model):
+    """RecBole's ``model.other_parameter()`` as plain data. Sub-modules listed
+    there (DIN's ``embedding_layer``) are left out: their weights are in the
+    ``state_dict`` already, and their ``str`` could not be loaded back."""
+    others = model.other_parameter() or {}
+    return plain({key: value for key, value in others.items() if not isinstance(value, torch.nn.Module)})
+
+
 def trainer_state(trainer, epoch):
     """What RecBole's ``Trainer._save_checkpoint`` stores, as plain data."""
     return {
@@ -121,7 +129,7 @@ def trainer_state(trainer, epoch):
         "cur_step": trainer.cur_step,
         "best_valid_score": float(trainer.best_valid_score),
         "state_dict": trainer.model.state_dict(),
-        "other_parameter": plain(trainer.model.other_parameter()),
+        "other_parameter": other_parameter(trainer.model),
         "optimizer": trainer.optimizer.state_dict(),
     }
 

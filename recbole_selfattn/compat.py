@@ -25,9 +25,9 @@ RecBole code runs. Each fix is small, idempotent and has a test in
   ``saved/``. Every RecBole module that uses it gets :func:`ensure_dir`,
   which cannot lose that race.
 * **setuptools >= 82** has no ``pkg_resources``, which ray 2.6 imports, and
-  ``recbole.quick_start`` imports ray at module level. This package never
-  imports ``recbole.quick_start``: it has its own pipeline and checkpoint
-  loader (:mod:`recbole_selfattn.quick_start`).
+  ``recbole.quick_start`` imports ray at module level: see
+  :mod:`recbole_selfattn.dropin`, which also makes RecBole's own entry points
+  run the plugin's models.
 * **RecBole's SINE module** calls ``torch.autograd.set_detect_anomaly(True)``
   when it is imported, and ``recbole.model.sequential_recommender`` imports
   it, so resolving any built-in sequential model turns anomaly detection on
@@ -71,8 +71,10 @@ def _restore_numpy_aliases():
             setattr(np, old, getattr(np, new))
 
 
-class _TorchWithSafeCheckpoints(types.ModuleType):
-    """``torch`` as RecBole's trainer module sees it: ``load`` is
+class TorchWithSafeCheckpoints(types.ModuleType):
+    """``torch`` as RecBole's trainer module (and, see
+    :mod:`recbole_selfattn.dropin`, its models that load pretrained files)
+    sees it: ``load`` is
     :func:`recbole_selfattn.checkpoint.load` (weights only, whatever the
     caller asks)."""
 
@@ -85,6 +87,12 @@ class _TorchWithSafeCheckpoints(types.ModuleType):
     @staticmethod
     def load(f, map_location=None, **kwargs):
         return checkpoint.load(f, map_location=map_location)
+
+
+def safe_checkpoint_loading(module):
+    """Give ``module`` (one of RecBole's) a ``torch`` whose ``load`` is weights-only."""
+    if not isinstance(module.torch, TorchWithSafeCheckpoints):
+        module.torch = TorchWithSafeCheckpoints()
 
 
 def _save_plain_checkpoint(trainer, epoch, verbose=True, **kwargs):
@@ -107,8 +115,7 @@ def _safe_trainer_checkpoints():
     import recbole.trainer.trainer as trainer_module
 
     trainer_module.Trainer._save_checkpoint = _save_plain_checkpoint
-    if not isinstance(trainer_module.torch, _TorchWithSafeCheckpoints):
-        trainer_module.torch = _TorchWithSafeCheckpoints()
+    safe_checkpoint_loading(trainer_module)
 
 
 _RUN_NUMBERS = itertools.count(1)

@@ -4,7 +4,9 @@ Precedence, lowest to highest (the same order RecBole uses for its own files):
 
 1. RecBole's defaults (``recbole/properties/overall.yaml``, and for
    sequential models RecBole's quick-start ``sequential.yaml``);
-2. the plugin's shared protocol, ``properties/overall.yaml`` (sequential models);
+2. the plugin's shared protocol, ``properties/overall.yaml`` (sequential
+   models), with RecBole's quick-start settings over it for the models that
+   need them (:mod:`recbole_selfattn.protocol`);
 3. the model's property file: RecBole's ``properties/model/<Model>.yaml`` for a
    built-in, the plugin's ``properties/model/<Model>.yaml`` for a plugin model;
 4. the dataset's property file (RecBole's, then the plugin's
@@ -12,8 +14,10 @@ Precedence, lowest to highest (the same order RecBole uses for its own files):
 5. ``config_file_list`` (later files win), then ``config_dict``, then
    ``--key=value`` on the command line.
 
-RecBole's own ``Config`` skips the plugin's model file when it is handed a
-plugin class (its keys come back ``None``); this subclass does not.
+After ``import recbole_selfattn``, RecBole's own ``Config`` does the same for
+a plugin model (:mod:`recbole_selfattn.dropin`); this subclass also applies
+the protocol to RecBole's sequential built-ins, checks values and files
+early and turns RecBole's errors into one-paragraph ones.
 """
 
 import math
@@ -24,10 +28,12 @@ from pathlib import Path
 import recbole
 import yaml
 from recbole.config import Config as RecBoleConfig
-from recbole.utils import ModelType
+from recbole.evaluator.register import metric_types
+from recbole.utils import EvaluatorType, ModelType
 
-from recbole_selfattn import distributed
+from recbole_selfattn import distributed, output, protocol
 from recbole_selfattn.errors import ConfigError, UsageError
+from recbole_selfattn.dropin import is_plugin_model
 from recbole_selfattn.utils import get_model, properties_dir
 
 # No sane run exceeds it; far above it Adam's update overflows float32.
@@ -187,26 +193,17 @@ class Config(RecBoleConfig):
         return model.__name__, model, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
+        # RecBole's Config loads the plugin's files for a plugin model
+        # (recbole_selfattn.dropin); this class adds them for built-ins too.
         super()._load_internal_config_dict(model, model_class, dataset)
-        recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
-        plugin = properties_dir()
-        layers = [
-            recbole_properties / "model" / f"{model}.yaml",
-            plugin / "model" / f"{model}.yaml",
-            recbole_properties / "dataset" / f"{dataset}.yaml",
-            plugin / "dataset" / f"{dataset}.yaml",
-        ]
-        if model_class.type == ModelType.SEQUENTIAL:
-            layers.insert(0, plugin / "overall.yaml")
-        for file in layers:
-            if file.is_file():
-                config_dict = self._update_internal_config_dict(str(file)) or {}
-                if file.parent.name == "dataset":
-                    self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+        if not is_plugin_model(model_class):
+            load_plugin_properties(self, model, model_class, dataset)
 
     def _set_default_parameters(self):
         self._check_common_values()  # before RecBole's own use of them
         super()._set_default_parameters()
+        if "show_progress" not in self.external_config_dict:
+            self.final_config_dict["show_progress"] = output.default_show_progress()
         # RecBole always points ml-100k at its bundled copy; honour a data_path
         # the user set explicitly when it holds the dataset.
         user_path = self.external_config_dict.get("data_path")
@@ -214,6 +211,10 @@ class Config(RecBoleConfig):
             candidate = os.path.join(user_path, self.dataset)
             if os.path.isfile(os.path.join(candidate, f"{self.dataset}.inter")):
                 self.final_config_dict["data_path"] = candidate
+
+    def _set_train_neg_sample_args(self):
+        protocol.set_sampled_negatives(self, builtin=not is_plugin_model(self.model_class))
+        super()._set_train_neg_sample_args()
 
     def _init_device(self):
         """RecBole's device set-up, plus distributed training on CPU (gloo)."""
@@ -231,12 +232,40 @@ class Config(RecBoleConfig):
 
     def _check_valid_metric(self):
         valid_metric = self.final_config_dict["valid_metric"]
-        computed = [f"{m}@{k}" for m in self.final_config_dict["metrics"] for k in self.final_config_dict["topk"]]
+        topk = self.final_config_dict["topk"]
+        computed = []
+        for m in self.final_config_dict["metrics"]:  # value metrics (AUC, LogLoss) have no @k
+            ranking = metric_types.get(m.lower()) != EvaluatorType.VALUE
+            computed += [f"{m}@{k}" for k in topk] if ranking else [m]
         if valid_metric.lower() not in {name.lower() for name in computed}:
             raise ConfigError(
                 f"valid_metric '{valid_metric}' is not among the computed metrics ({', '.join(computed)}). "
                 "Set --valid_metric to one of them, or add its metric/topk."
             )
+
+
+def load_plugin_properties(config, model, model_class, dataset):
+    """Layer the plugin's files over RecBole's in ``config`` (a RecBole
+    ``Config`` loading its internal files): the protocol (sequential models),
+    and RecBole's quick-start settings of the models that cannot use it as it
+    is (:mod:`recbole_selfattn.protocol`), then the model's and the dataset's
+    property files, RecBole's before the plugin's (see the module docstring
+    for the whole order)."""
+    recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
+    plugin = properties_dir()
+    layers = [
+        recbole_properties / "model" / f"{model}.yaml",
+        plugin / "model" / f"{model}.yaml",
+        recbole_properties / "dataset" / f"{dataset}.yaml",
+        plugin / "dataset" / f"{dataset}.yaml",
+    ]
+    if model_class.type == ModelType.SEQUENTIAL:
+        layers[:0] = [plugin / "overall.yaml", *protocol.recbole_quick_start_files(model, dataset)]
+    for file in layers:
+        if file.is_file():
+            config_dict = config._update_internal_config_dict(str(file)) or {}
+            if file.parent.name == "dataset":
+                config.parameters["Dataset"] += [k for k in config_dict if k not in config.parameters["Dataset"]]
 
 
 def require(config, key, ok, expected):

@@ -7,14 +7,15 @@ benchmarks record (seconds per epoch, validation curve, parameter count).
 """
 
 import contextlib
+import os
 import time
 from logging import getLogger
 
 import torch
 
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import dict2str, init_logger, init_seed, set_color
 
-from recbole_selfattn import checkpoint, distributed
+from recbole_selfattn import checkpoint, distributed, output, protocol
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import check_topk, create_dataset, data_preparation
 from recbole_selfattn.data.atomic import check_dataset_files
@@ -85,15 +86,16 @@ def _train_and_test(config, saved, start):
     logger = getLogger()
     # create_dataset checks the dataset first: a bad dataset is reported
     # before the long config dump, not after it.
+    protocol.check_model_inputs(config)
     dataset = create_dataset(config)
     check_topk(config, dataset)
-    logger.info(config)
+    output.log_to_file(str(config))  # ~100 lines: the log file keeps them, the console does not
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    logger.info(model)
+    output.log_to_file(str(model))
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if config["checkpoint"]:
@@ -103,8 +105,8 @@ def _train_and_test(config, saved, start):
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {dict2str(best_valid_result or {})}")
+    logger.info(set_color("test result", "yellow") + f": {dict2str(test_result or {})}")
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -121,3 +123,36 @@ def _train_and_test(config, saved, start):
         "model_file": trainer.saved_model_file if saved else None,
         "config": config,
     }
+
+
+# What RecBole derives while it builds a Config (device and process layout,
+# model type, evaluation direction): a checkpoint's saved form of these must
+# not override the derivation when the Config is rebuilt.
+_DERIVED_KEYS = ("MODEL_TYPE", "MODEL_INPUT_TYPE", "device", "local_rank", "single_spec", "is_distributed", "eval_type", "valid_metric_bigger")
+
+
+def load_data_and_model(model_file):
+    """RecBole's ``recbole.quick_start.load_data_and_model`` for checkpoints
+    read weights-only (:func:`recbole_selfattn.checkpoint.load`): the config
+    is rebuilt from the checkpoint's plain copy, the dataset from its atomic
+    files (never from a pickle), the model from its class and weights.
+
+    Returns:
+        tuple: ``(config, model, dataset, train_data, valid_data, test_data)``.
+    """
+    state = checkpoint.load(model_file)
+    saved = state["config"]
+    config_dict = {key: value for key, value in saved.items() if key not in _DERIVED_KEYS}
+    if (saved.get("train_neg_sample_args") or {}).get("distribution") == "none":
+        config_dict["train_neg_sample_args"] = None  # RecBole's expanded form of "no sampling"
+    config_dict["data_path"] = os.path.dirname(saved["data_path"])  # RecBole appended the dataset name
+    config = Config(saved["model"], saved["dataset"], config_dict=config_dict, cmd_args=[])
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(state["state_dict"])
+    model.load_other_parameter(state.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -26,6 +26,14 @@ def write_inter(folder, name, sequences, users=None):
     return folder
 
 
+def write_item_classes(folder, name, n_items=30):
+    """Write ``folder/name/name.item``: a ``class`` feature (two tokens) for
+    items ``i1`` .. ``i<n_items>``, for models that read item features."""
+    with open(os.path.join(folder, name, f"{name}.item"), "w") as f:
+        f.write("item_id:token\tclass:token_seq\n")
+        f.writelines(f"i{i}\tc{i % 3} c{i % 5}\n" for i in range(1, n_items + 1))
+
+
 def cyclic_sequences(n_users=60, n_items=30, length=12, step=1):
     """Deterministic next-item rule: every user walks the item ring, item
     ``i`` is always followed by ``i + step`` (mod ``n_items``), starting

@@ -47,8 +47,10 @@ def test_run_py_as_a_script_with_config_files(tiny_data, tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "test result: recall@5" in proc.stdout
-    assert "dropout_prob = 0.123" in proc.stderr  # RecBole's logged config (logging goes to stderr)
+    assert "test result" in proc.stdout and "\nrecall@5 " in proc.stdout  # the metrics table
+    (log_file,) = (tmp_path / "log" / "GRU4Rec").glob("*.log")
+    assert "dropout_prob = 0.123" in log_file.read_text()  # RecBole's logged config, in the log file only
+    assert "dropout_prob" not in proc.stderr
 
 
 def test_console_script_help():

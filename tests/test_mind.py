@@ -476,8 +476,15 @@ def test_bad_hyper_parameters_are_rejected(tmp_path, key, value):
 
 
 def test_bpr_without_negative_sampling_is_rejected(tmp_path):
+    # The protocol gives a BPR model sampled negatives unless the user turns them off.
     with pytest.raises(ConfigError, match="train_neg_sample_args"):
-        make_model(tmp_path, loss_type="BPR")
+        make_model(tmp_path, loss_type="BPR", train_neg_sample_args=None)
+
+
+def test_bpr_gets_the_protocols_sampled_negatives(tmp_path):
+    model = make_model(tmp_path, loss_type="BPR")
+    assert model.loss_type == "BPR"
+    assert make_config(tmp_path, loss_type="BPR")["train_neg_sample_args"]["distribution"] == "uniform"
 
 
 def test_run_rejects_bad_interest_num(tiny_data):

@@ -61,15 +61,14 @@ def parse_args(argv):
 
 
 def _train(argv):
-    from recbole.utils import dict2str
+    from recbole_selfattn.output import metrics_table
 
     from recbole_selfattn.quick_start import run
 
     model, dataset, files, overrides = parse_args(argv)
     result = run(model, dataset, config_file_list=files or None, cmd_args=overrides)
     print(f"{result['config']['model']} on {result['config']['dataset']}")
-    print(f"best valid : {dict2str(result['best_valid_result'])}")
-    print(f"test result: {dict2str(result['test_result'])}")
+    print(metrics_table(result["best_valid_result"], result["test_result"]))
     return 0
 
 
