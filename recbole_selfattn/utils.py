@@ -15,6 +15,7 @@ import ast
 import difflib
 import importlib
 import importlib.util
+import warnings
 from pathlib import Path
 
 from recbole.utils import ModelType
@@ -51,7 +52,9 @@ PLUGIN_MODELS = tuple(plugin_model_names())
 def _class_names(source_file, module_name):
     """Names of the classes defined in ``source_file`` whose lower-cased name
     is ``module_name`` (RecBole's convention), read without importing it."""
-    tree = ast.parse(Path(source_file).read_text(encoding="utf-8"))
+    with warnings.catch_warnings():  # RecBole's docstrings hold invalid escapes ('\p')
+        warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+        tree = ast.parse(Path(source_file).read_text(encoding="utf-8"))
     return [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.name.lower() == module_name]
 
 
