@@ -27,6 +27,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_selfattn import distributed
+from recbole_selfattn.acceleration import MIXED_PRECISION
 from recbole_selfattn.errors import ConfigError, UsageError
 from recbole_selfattn.utils import get_model
 
@@ -86,6 +87,8 @@ COMMON_VALUES = {
     "worker": _at_least(0),
     "show_progress": (lambda v: isinstance(v, bool), "True or False"),
     "cpu_onednn": (lambda v: isinstance(v, bool), "True or False"),
+    "mixed_precision": (lambda v: v in MIXED_PRECISION, " or ".join(MIXED_PRECISION)),
+    "compile": (lambda v: isinstance(v, bool), "True or False"),
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "embedding_size": _at_least(1),
     "nproc": _at_least(1),

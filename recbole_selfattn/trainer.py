@@ -21,7 +21,9 @@ adds:
   curve, best epoch and best validation result so far, and the token
   vocabulary, which must match the data the run resumes on;
 * a barrier before loading the best checkpoint in distributed runs: rank 0
-  writes the file while other ranks would otherwise read it half-written.
+  writes the file while other ranks would otherwise read it half-written;
+* the speed options ``mixed_precision`` and ``compile``
+  (:mod:`recbole_selfattn.acceleration`), off by default.
 """
 
 import itertools
@@ -34,7 +36,7 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import early_stopping, set_color
 
-from recbole_selfattn import checkpoint
+from recbole_selfattn import acceleration, checkpoint
 from recbole_selfattn.checkpoint import CheckpointError
 from recbole_selfattn.compat import unique_local_time
 from recbole_selfattn.errors import NonFiniteLossError
@@ -49,6 +51,9 @@ def token_vocabulary(dataset):
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
+        self.mixed_precision = config["mixed_precision"]
+        if config["compile"]:
+            acceleration.compile_trainer_calls(model)
         self.saved_model_file = self._unique_model_file()
         self.epoch_seconds = []
         self.valid_curve = []
@@ -163,7 +168,8 @@ class SequentialTrainer(Trainer):
         batches = itertools.count()
 
         def checked_loss(interaction):
-            losses = loss_func(interaction)
+            with self._autocast():
+                losses = loss_func(interaction)
             batch_idx = next(batches)
             for loss in losses if isinstance(losses, tuple) else (losses,):
                 if not torch.isfinite(loss).all():
@@ -177,6 +183,9 @@ class SequentialTrainer(Trainer):
         statistics = getattr(self.model, "epoch_statistics", None)
         self.epoch_statistics.append(statistics() if callable(statistics) else {})
         return total_loss
+
+    def _autocast(self):
+        return acceleration.autocast(self.device, self.mixed_precision)
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         """RecBole's train-loss line ``epoch N training [time: ..., train loss: ...]``
@@ -202,8 +211,9 @@ class SequentialTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        """RecBole's ``evaluate``; the best model is read with
-        :func:`recbole_selfattn.checkpoint.load` (weights only)."""
+        """RecBole's ``evaluate`` under the run's ``mixed_precision``; the
+        best model is read with :func:`recbole_selfattn.checkpoint.load`
+        (weights only)."""
         if load_best_model:
             if not self.config["single_spec"]:
                 torch.distributed.barrier()
@@ -211,4 +221,5 @@ class SequentialTrainer(Trainer):
                 checkpoint_file = model_file or self.saved_model_file
                 self._load_weights(checkpoint_file, checkpoint.load(checkpoint_file, map_location=self.device))
                 self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        with self._autocast():
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
