@@ -14,27 +14,19 @@ each round, so a change of machine load hits every model alike. Seconds per
 epoch = mean seconds per timed batch x the epoch's batch count (stated in the
 table: an extrapolation, not a full epoch).
 
-FLOP floor (plugin models): the matrix-product FLOPs of one training step,
-counted on each timed batch (2 FLOPs per multiply-add; backward = 2 x forward,
-so a step is 3 x the forward count), divided by the fp32 ``torch.mm`` rate
-measured here on ``--mm_size`` square matrices. With ``B`` the batch, ``T``
-its longest sequence (the models cut the padding after it), ``d`` the
-embedding size, ``N`` the number of item ids (``n_items``, padding included):
+Speed options (:mod:`recbole_selfattn.acceleration`, as the trainer applies
+them): ``--options=none,bf16,compile,bf16+compile`` times every model under
+each, all in the same interleaved rounds; a row's "faster than SASRec" is
+against SASRec under the same options, "vs none" against the same model
+without options. ``--valid_epochs=N`` then trains each of ``--valid_models``
+for N epochs per option (``recbole_selfattn.quick_start.run``, same seed) and
+reports its best validation metric: the options' effect on quality, from a
+short run.
 
-* MTAW: ``3 B [n_layers (6 T d^2 + 4 T^2 d) + 2 d^2 + 4 T d + 2 (N - 1) d]``
-  (per ITL: query and two FFN layers, ``Q K^T`` and ``A V`` over the causal
-  ``T x T``; IEL: query and attention; scores against the ``N - 1`` real items);
-* MIND: ``3 B [2 T d^2 + (2 r - 1) 2 T K d + 2 K d + m 2 K d^2 + 2 N d]``
-  (``S c_i``; ``r`` routing iterations of ``z_j`` and ``r - 1`` logit updates
-  over ``K`` interests; label-aware attention; ``m = 1`` with the interest MLP;
-  CE scores against all ``N`` items, or ``4 d`` for BPR's two scores);
-* AttRec: ``3 B [2 q L d^2 + 4 L^2 d + 2 T (1 + n) d (1 + [omega > 0])]``
-  (``q`` = 1 shared or 2 separate Q/K projections over the window ``L``;
-  attention; distances to ``T`` targets and ``n`` negatives each).
-
-The score product ``B x d x N`` dominates MTAW and MIND on large catalogues.
-Element-wise work (softmax, normalisation, dropout) is not counted, so the
-floor is a lower bound; ``measured / floor`` says how far above it a model is.
+FLOP floor (plugin models): the matrix-product FLOPs of one training step
+(``benchmarks/speed_flops.py`` gives the formulas) divided by the fp32
+``torch.mm`` rate measured here on ``--mm_size`` square matrices; ``measured /
+floor`` says how far above it a model is.
 
 Commands for the committed tables (data under ``dataset/``, see
 ``dataset/README.md``; ml-100k is bundled with RecBole)::
@@ -56,15 +48,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's package
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import recbole  # noqa: E402
 import torch
 from recbole.utils import init_seed
 
+from recbole_selfattn import acceleration, quick_start
 from recbole_selfattn.benchmark import cpu_name
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
 from recbole_selfattn.utils import get_model
+from speed_flops import step_flops  # noqa: E402
 
 DEFAULT_MODELS = ("AttRec", "MTAW", "MIND", "SASRec", "GRU4Rec")
 REFERENCE = "SASRec"
@@ -75,9 +70,11 @@ OPTIMIZERS = {
     "adagrad": torch.optim.Adagrad,
     "rmsprop": torch.optim.RMSprop,
 }
+# option name -> config overrides; "a+b" combines them
+OPTIONS = {"none": {}, "bf16": {"mixed_precision": "bf16"}, "compile": {"compile": True}}
 COLUMNS = (
-    "model", "params", "batches/epoch", "s/batch", "s/epoch (est.)", "faster than SASRec (x)",
-    "GFLOP/epoch", "floor s/epoch", "measured / floor",
+    "model", "options", "params", "batches/epoch", "s/batch", "s/epoch (est.)", "faster than SASRec (x)",
+    "vs none (x)", "GFLOP/epoch", "floor s/epoch", "measured / floor", "valid metric",
 )
 
 
@@ -94,10 +91,19 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="rounds the timed batches are split into (default: 2)")
     parser.add_argument("--mm_size", type=int, default=2048, help="side of the torch.mm measuring the matmul rate")
     parser.add_argument("--output", default="results/speed-cpu", help="folder of the table (default: %(default)s)")
+    parser.add_argument("--options", default="none", help="speed options to time, comma-separated, from none, bf16, "
+                        "compile and their combination bf16+compile (default: none)")
+    parser.add_argument("--valid_epochs", type=int, default=0, help="epochs of the validation runs (default: 0, none)")
+    parser.add_argument("--valid_models", default="MTAW,AttRec", help="models given validation runs (default: %(default)s)")
     args, overrides = parser.parse_known_args(argv)
-    if args.batches < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.batches:
-        parser.error("need --batches >= 1, --warmup >= 0 and 1 <= --rounds <= --batches")
+    if args.batches < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.batches or args.valid_epochs < 0:
+        parser.error("need --batches >= 1, --warmup >= 0, 1 <= --rounds <= --batches and --valid_epochs >= 0")
     args.models = [m for m in args.models.split(",") if m]
+    args.valid_models = [m for m in args.valid_models.split(",") if m]
+    args.options = [o for o in args.options.split(",") if o]
+    unknown = [o for o in args.options if not set(o.split("+")) <= set(OPTIONS)]
+    if unknown or not args.options:
+        parser.error(f"unknown --options {unknown}: give some of none, bf16, compile, bf16+compile")
     args.config_files = [f for f in args.config_files.replace(",", " ").split() if f]
     args.overrides = {}
     for item in overrides:
@@ -108,9 +114,17 @@ def parse_args(argv=None):
     return args
 
 
-def matmul_gflops(size, repeats=3):
-    """Best fp32 ``torch.mm`` rate of ``size x size`` matrices, GFLOP/s, on the current threads."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def option_overrides(option):
+    """The config overrides of an ``--options`` entry, e.g. ``bf16+compile``."""
+    overrides = {}
+    for name in option.split("+"):
+        overrides.update(OPTIONS[name])
+    return overrides
+
+
+def matmul_gflops(size, repeats=3, dtype=torch.float32):
+    """Best ``torch.mm`` rate of ``size x size`` matrices, GFLOP/s, on the current threads."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -120,48 +134,33 @@ def matmul_gflops(size, repeats=3):
     return 2 * size**3 / best / 1e9
 
 
-def _longest(model, interaction):
-    return int(interaction[model.ITEM_SEQ_LEN].max())
-
-
-def step_flops(name, model, interaction):
-    """Matrix-product FLOPs of one training step (3 x forward) on ``interaction``; see the
-    module docstring. ``None`` for models without a count (the baselines)."""
-    if name not in ("MTAW", "MIND", "AttRec"):
-        return None
-    batch = len(interaction)
-    d, n = model.embedding_size, model.n_items
-    if name == "MTAW":
-        t = _longest(model, interaction)
-        per_row = model.n_layers * (6 * t * d * d + 4 * t * t * d) + 2 * d * d + 4 * t * d + 2 * (n - 1) * d
-    elif name == "MIND":
-        t, k, r = _longest(model, interaction), model.interest_num, model.routing_iters
-        mlp = 2 * k * d * d if isinstance(model.interest_layer, torch.nn.Sequential) else 0
-        scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
-        per_row = 2 * t * d * d + (2 * r - 1) * 2 * t * k * d + 2 * k * d + mlp + scores
-    else:
-        projections = 1 if model.key_proj is model.query_proj else 2
-        tables = 2 if model.omega > 0 else 1
-        per_row = 2 * projections * model.L * d * d + 4 * model.L**2 * d
-        per_row += 2 * model.T * (1 + model.neg_samples) * d * tables
-    return 3 * batch * per_row
+def run_arguments(name, option, args):
+    """The config files and ``--key=value`` arguments of ``name`` under ``option``."""
+    config_files = list(args.config_files)
+    if args.model_configs and os.path.isfile(os.path.join(args.model_configs, f"{name}.yaml")):
+        config_files.append(os.path.join(args.model_configs, f"{name}.yaml"))
+    overrides = {"show_progress": False, "state": "WARNING", "use_gpu": False, **args.overrides,
+                 **option_overrides(option)}
+    return config_files, [f"--{k}={v}" for k, v in overrides.items()]
 
 
 class Runner:
-    """One model, its training loader and optimiser; :meth:`step` trains on the next batch."""
+    """One model under one speed option, its training loader and optimiser;
+    :meth:`step` trains on the next batch. ``train_data``: a loader of the
+    same model built before (the data does not depend on the option)."""
 
-    def __init__(self, name, args):
-        config_files = list(args.config_files)
-        if args.model_configs and os.path.isfile(os.path.join(args.model_configs, f"{name}.yaml")):
-            config_files.append(os.path.join(args.model_configs, f"{name}.yaml"))
-        overrides = {"show_progress": False, "state": "WARNING", "use_gpu": False, **args.overrides}
-        cmd_args = [f"--{k}={v}" for k, v in overrides.items()]
+    def __init__(self, name, option, args, train_data=None):
+        config_files, cmd_args = run_arguments(name, option, args)
         config = Config(name, args.dataset, config_files, cmd_args=cmd_args)
         init_seed(config["seed"], config["reproducibility"])
-        train_data = data_preparation(config, create_dataset(config))[0]
+        if train_data is None:
+            train_data = data_preparation(config, create_dataset(config))[0]
         init_seed(config["seed"], config["reproducibility"])
-        self.name, self.config, self.train_data = name, config, train_data
+        self.name, self.option, self.config, self.train_data = name, option, config, train_data
         self.model = get_model(name)(config, train_data._dataset).to(config["device"])
+        if config["compile"]:
+            acceleration.compile_trainer_calls(self.model)
+        self.valid_score = None
         learner = OPTIMIZERS.get(config["learner"].lower(), torch.optim.Adam)
         self.optimizer = learner(self.model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"] or 0)
         self.batches_per_epoch = len(train_data)
@@ -181,7 +180,8 @@ class Runner:
         start = time.perf_counter()
         interaction = self._next_batch().to(self.config["device"])
         self.optimizer.zero_grad()
-        loss = self.model.calculate_loss(interaction)
+        with acceleration.autocast(self.config["device"], self.config["mixed_precision"]):
+            loss = self.model.calculate_loss(interaction)
         loss.backward()
         if self.config["clip_grad_norm"]:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.config["clip_grad_norm"])
@@ -215,57 +215,93 @@ def fmt(value, digits=2):
     return f"{value:,.{digits}f}"
 
 
-def table(args, argv, runners, gflops):
+def _epoch_seconds(runner):
+    return runner.seconds / runner.timed * runner.batches_per_epoch
+
+
+def table(args, argv, runners, rates, loads):
     rows = []
-    reference = next((r for r in runners if r.name == REFERENCE), None)
-    ref_epoch = reference.seconds / reference.timed * reference.batches_per_epoch if reference else None
-    for r in runners:
-        per_batch = r.seconds / r.timed
-        epoch = per_batch * r.batches_per_epoch
+    epochs = {(r.name, r.option): _epoch_seconds(r) for r in runners}
+    for r in sorted(runners, key=lambda r: (args.models.index(r.name), args.options.index(r.option))):
+        epoch = epochs[r.name, r.option]
         gflop = floor = ratio = None
         if r.flops is not None:
             gflop = r.flops / r.timed * r.batches_per_epoch / 1e9
-            floor = gflop / gflops
+            floor = gflop / rates["fp32"]
             ratio = epoch / floor
-        faster = ref_epoch / epoch if ref_epoch else None
-        rows.append([r.name, fmt(r.params), fmt(r.batches_per_epoch), fmt(per_batch, 3), fmt(epoch, 1),
-                     fmt(faster), fmt(gflop, 1), fmt(floor, 2), fmt(ratio, 1)])
+        reference, plain = epochs.get((REFERENCE, r.option)), epochs.get((r.name, "none"))
+        rows.append([r.name, r.option, fmt(r.params), fmt(r.batches_per_epoch), fmt(r.seconds / r.timed, 3),
+                     fmt(epoch, 1), fmt(reference and reference / epoch), fmt(plain and plain / epoch),
+                     fmt(gflop, 1), fmt(floor, 2), fmt(ratio, 1), fmt(r.valid_score, 4)])
     config = runners[0].config
     lines = [
         f"# Training speed on {args.dataset} (CPU)",
         "",
         f"- command: `{command_line(argv)}`",
         f"- machine: {cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
-        f"fp32 matmul rate {gflops:,.1f} GFLOP/s (best `torch.mm` of {args.mm_size}x{args.mm_size})",
+        f"fp32 matmul rate {rates['fp32']:,.1f} GFLOP/s, bf16 {rates['bf16']:,.1f} GFLOP/s "
+        f"(best `torch.mm` of {args.mm_size}x{args.mm_size}); load average (1 min) {loads[0]:.2f} before the "
+        f"timed rounds, {loads[1]:.2f} after (the machine may be shared)",
         f"- versions: Python {platform.python_version()}, torch {torch.__version__}, RecBole {recbole.__version__}",
-        f"- budget: {args.batches} timed training batches per model (after {args.warmup} untimed), "
+        f"- budget: {args.batches} timed training batches per model and option (after {args.warmup} untimed), "
         f"in {args.rounds} interleaved rounds; s/epoch = mean s/batch x batches/epoch (extrapolated)",
         f"- setting: train_batch_size {config['train_batch_size']}, embedding_size {config['embedding_size']}, "
         f"MAX_ITEM_LIST_LENGTH {config['MAX_ITEM_LIST_LENGTH']}, {config['device']}",
-        "- floor: matmul FLOPs of a training step (3 x forward; formulas in `benchmarks/speed.py`) / the matmul rate; "
-        "— for the RecBole baselines",
+        "- options (`recbole_selfattn/acceleration.py`): none; bf16 = `--mixed_precision=bf16`; compile = "
+        "`--compile=True`; faster than SASRec: against SASRec under the same options; vs none: against the "
+        "same model without options",
+        "- floor: matmul FLOPs of a training step (3 x forward; formulas in `benchmarks/speed.py`) / the fp32 "
+        "matmul rate, for every option; — for the RecBole baselines",
+        f"- valid metric: best validation {config['valid_metric']} of a {args.valid_epochs}-epoch run "
+        "(run.py's training, same seed) per model and option; — where none ran",
         "",
         "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
+def build_runners(args):
+    """A runner per model and option; the options of one model share its training data."""
+    runners, data = [], {}
+    for name in args.models:
+        for option in args.options:
+            runner = Runner(name, option, args, data.get(name))
+            data[name] = runner.train_data
+            runners.append(runner)
+    return runners
+
+
+def validate(runner, args):
+    """``runner.valid_score``: the best validation score of a short run of its model and option."""
+    config_files, cmd_args = run_arguments(runner.name, runner.option, args)
+    result = quick_start.run(runner.name, args.dataset, config_files, saved=False,
+                             cmd_args=cmd_args + [f"--epochs={args.valid_epochs}"])
+    runner.valid_score = float(result["best_valid_score"])
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    runners = [Runner(name, args) for name in args.models]
-    gflops = matmul_gflops(args.mm_size)
+    # every model and option compiles its own versions of the same methods
+    torch._dynamo.config.recompile_limit = 64
+    runners = build_runners(args)
+    rates = {"fp32": matmul_gflops(args.mm_size), "bf16": matmul_gflops(args.mm_size, dtype=torch.bfloat16)}
     for runner in runners:
         for _ in range(args.warmup):
             runner.step(timed=False)
+    loads = [os.getloadavg()[0]]
     per_round = [args.batches // args.rounds + (i < args.batches % args.rounds) for i in range(args.rounds)]
     for count in per_round:
         for runner in runners:
             for _ in range(count):
                 runner.step(timed=True)
-    text = table(args, argv, runners, gflops)
+    loads.append(os.getloadavg()[0])
+    for runner in runners:
+        if args.valid_epochs and runner.name in args.valid_models:
+            validate(runner, args)
+    text = table(args, argv, runners, rates, loads)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"{args.dataset}.md"

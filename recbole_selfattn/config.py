@@ -32,6 +32,7 @@ from recbole.evaluator.register import metric_types
 from recbole.utils import EvaluatorType, ModelType
 
 from recbole_selfattn import distributed, output, protocol
+from recbole_selfattn.acceleration import MIXED_PRECISION
 from recbole_selfattn.errors import ConfigError, UsageError
 from recbole_selfattn.dropin import is_plugin_model
 from recbole_selfattn.utils import get_model, properties_dir
@@ -82,6 +83,8 @@ COMMON_VALUES = {
     "worker": _at_least(0),
     "show_progress": (lambda v: isinstance(v, bool), "True or False"),
     "cpu_onednn": (lambda v: isinstance(v, bool), "True or False"),
+    "mixed_precision": (lambda v: v in MIXED_PRECISION, " or ".join(MIXED_PRECISION)),
+    "compile": (lambda v: isinstance(v, bool), "True or False"),
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "embedding_size": _at_least(1),
     "nproc": _at_least(1),

@@ -33,6 +33,8 @@ adds:
   state, timings and the best checkpoint's name) is written atomically to that
   file; when the file exists as training starts, training continues from it
   and ends exactly as the uninterrupted run would have.
+* the speed options ``mixed_precision`` and ``compile``
+  (:mod:`recbole_selfattn.acceleration`), off by default.
 """
 
 import itertools
@@ -46,7 +48,7 @@ from recbole.evaluator.metrics import NDCG
 from recbole.trainer import Trainer
 from recbole.utils import early_stopping, set_color
 
-from recbole_selfattn import checkpoint
+from recbole_selfattn import acceleration, checkpoint
 from recbole_selfattn.checkpoint import CheckpointError
 from recbole_selfattn.compat import unique_local_time
 from recbole_selfattn.errors import NonFiniteLossError
@@ -61,6 +63,9 @@ def token_vocabulary(dataset):
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
+        self.mixed_precision = config["mixed_precision"]
+        if config["compile"]:
+            acceleration.compile_trainer_calls(model)
         self.saved_model_file = self._unique_model_file()
         self.epoch_seconds = []
         self.valid_curve = []
@@ -226,7 +231,8 @@ class SequentialTrainer(Trainer):
         batches = itertools.count()
 
         def checked_loss(interaction):
-            losses = loss_func(interaction)
+            with self._autocast():
+                losses = loss_func(interaction)
             batch_idx = next(batches)
             for loss in losses if isinstance(losses, tuple) else (losses,):
                 if not torch.isfinite(loss).all():
@@ -242,6 +248,9 @@ class SequentialTrainer(Trainer):
         if not (self._evaluates and (epoch_idx + 1) % self.eval_step == 0):
             self._end_epoch(epoch_idx)  # an evaluated epoch ends after its validation
         return total_loss
+
+    def _autocast(self):
+        return acceleration.autocast(self.device, self.mixed_precision)
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         """RecBole's train-loss line ``epoch N training [time: ..., train loss: ...]``
@@ -267,8 +276,9 @@ class SequentialTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        """RecBole's ``evaluate``; the best model is read with
-        :func:`recbole_selfattn.checkpoint.load` (weights only)."""
+        """RecBole's ``evaluate`` under the run's ``mixed_precision``; the
+        best model is read with :func:`recbole_selfattn.checkpoint.load`
+        (weights only)."""
         if load_best_model:
             if not self.config["single_spec"]:
                 torch.distributed.barrier()
@@ -277,7 +287,8 @@ class SequentialTrainer(Trainer):
                 self._load_weights(checkpoint_file, checkpoint.load(checkpoint_file, map_location=self.device))
                 self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._per_user_batches = []
-        result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        with self._autocast():
+            result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         if self._per_user_batches:
             users, values = (torch.cat(parts) for parts in zip(*self._per_user_batches))
             tokens = eval_data._dataset.field2id_token[eval_data._dataset.uid_field]

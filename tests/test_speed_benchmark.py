@@ -5,6 +5,8 @@ No timing is asserted (timings are the lead's committed table)."""
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cyclic_sequences, write_inter
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
@@ -39,9 +41,39 @@ def test_speed_table_has_every_model_and_column(tmp_path, monkeypatch):
     assert ["model"] + columns == list(speed.COLUMNS)
     cells = {row.split("|")[1].strip(): [c.strip() for c in row.strip(" |").split("|")] for row in rows if row}
     assert list(cells) == list(speed.DEFAULT_MODELS)
-    assert cells["SASRec"][5] == "1.00"  # ratios are to SASRec
+    assert {row[1] for row in cells.values()} == {"none"}  # the default option
+    assert cells["SASRec"][6] == "1.00"  # ratios are to SASRec
     for name in ("AttRec", "MTAW", "MIND"):
-        assert all(c != "—" for c in cells[name]), name  # FLOP floor for the plugin models
-        assert float(cells[name][8].replace(",", "")) > 0  # thousands are comma-separated
+        assert all(c != "—" for c in cells[name][:-1]), name  # FLOP floor for the plugin models
+        assert float(cells[name][10].replace(",", "")) > 0  # thousands are comma-separated
     for name in ("SASRec", "GRU4Rec"):
-        assert cells[name][6:] == ["—", "—", "—"], name
+        assert cells[name][8:11] == ["—", "—", "—"], name
+    assert {row[11] for row in cells.values()} == {"—"}  # no validation runs asked for
+
+
+def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
+    """Every model under every option, ratios within an option and to the same
+    model without options, and the best validation score of a short run."""
+    monkeypatch.chdir(tmp_path)
+    write_inter(tmp_path / "data", "tiny", cyclic_sequences())
+    speed = load_script()
+    argv = [
+        "--dataset=tiny", "--models=MTAW,SASRec", "--options=none,bf16", "--batches=1", "--warmup=0",
+        "--rounds=1", "--mm_size=64", "--output=out", "--valid_epochs=1", "--valid_models=MTAW",
+        f"--data_path={tmp_path / 'data'}", "--train_batch_size=64", "--embedding_size=16", "--hidden_size=16",
+        "--MAX_ITEM_LIST_LENGTH=10",
+    ]
+    text = speed.main(argv).read_text()
+    assert "bf16" in text.split("\n| model")[0] and "load average" in text
+    rows = [[c.strip() for c in row.strip(" |").split("|")] for row in text.split("\n| model")[1].splitlines()[2:]]
+    assert [row[:2] for row in rows] == [["MTAW", "none"], ["MTAW", "bf16"], ["SASRec", "none"], ["SASRec", "bf16"]]
+    assert rows[2][6] == rows[3][6] == "1.00"  # against SASRec under the same option
+    assert rows[0][7] == rows[2][7] == "1.00"  # against the same model without options
+    assert 0 <= float(rows[0][11]) <= 1 and 0 <= float(rows[1][11]) <= 1 and rows[2][11] == "—"
+
+
+def test_unknown_option_is_refused(capsys):
+    speed = load_script()
+    with pytest.raises(SystemExit) as exit_info:
+        speed.parse_args(["--options=none,fp8"])
+    assert exit_info.value.code == 2 and "unknown --options ['fp8']" in capsys.readouterr().err

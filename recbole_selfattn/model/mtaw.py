@@ -76,8 +76,11 @@ class AWLoss(nn.Module):
     def __init__(self, gamma):
         super().__init__()
         self.gamma = gamma
-        self._samples = 0  # training samples since statistics() last ran
-        self._sums = None  # their [sum of weights, count with p > 0.5], on the logits' device
+        # [sum of weights, count with p > 0.5, count] of the training samples
+        # since statistics() last ran, on the logits' device (None: none yet).
+        # The count is a tensor too: a Python int attribute changing every
+        # batch would make torch.compile recompile the loss every batch.
+        self._sums = None
 
     def forward(self, logits, target):
         """``logits`` ``[B, N]``, ``target`` ``[B]`` (class indices) -> scalar loss."""
@@ -86,9 +89,9 @@ class AWLoss(nn.Module):
         weight = (2 * one_minus_p).pow(self.gamma)  # (2 - 2p)^gamma
         if self.training:
             with torch.no_grad():
-                sums = torch.stack([weight.sum(), (one_minus_p < 0.5).sum().to(weight.dtype)])
+                easy = (one_minus_p < 0.5).sum().to(weight.dtype)
+                sums = torch.stack([weight.sum(), easy, weight.new_tensor(nll.numel())])
                 self._sums = sums if self._sums is None else self._sums + sums
-                self._samples += nll.numel()
         if self.gamma == 0:
             return nll.mean()
         return (weight * nll).mean()
@@ -97,10 +100,10 @@ class AWLoss(nn.Module):
         """``{"aw_mean_weight", "aw_easy_share"}`` over the training samples seen
         since the last call (``{}`` if none): the mean AW weight ``(2 - 2p)^gamma``
         and the share of samples with ``p > 0.5``. Starts counting afresh."""
-        if not self._samples:
+        if self._sums is None:
             return {}
-        mean_weight, easy_share = (self._sums / self._samples).tolist()
-        self._samples, self._sums = 0, None
+        mean_weight, easy_share = (self._sums[:2] / self._sums[2]).tolist()
+        self._sums = None
         return {"aw_mean_weight": mean_weight, "aw_easy_share": easy_share}
 
 

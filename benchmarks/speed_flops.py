@@ -1,0 +1,51 @@
+"""The matrix-product FLOPs of one training step of a plugin model, for the
+FLOP floor of ``benchmarks/speed.py`` (FLOPs / the measured fp32 matmul
+rate): 2 FLOPs per multiply-add, backward = 2 x forward, so a step is 3 x the
+forward count, counted on each batch. With ``B`` the batch, ``T``
+its longest sequence (the models cut the padding after it), ``d`` the
+embedding size, ``N`` the number of item ids (``n_items``, padding included):
+
+* MTAW: ``3 B [n_layers (6 T d^2 + 4 T^2 d) + 2 d^2 + 4 T d + 2 (N - 1) d]``
+  (per ITL: query and two FFN layers, ``Q K^T`` and ``A V`` over the causal
+  ``T x T``; IEL: query and attention; scores against the ``N - 1`` real items);
+* MIND: ``3 B [2 T d^2 + (2 r - 1) 2 T K d + 2 K d + m 2 K d^2 + 2 N d]``
+  (``S c_i``; ``r`` routing iterations of ``z_j`` and ``r - 1`` logit updates
+  over ``K`` interests; label-aware attention; ``m = 1`` with the interest MLP;
+  CE scores against all ``N`` items, or ``4 d`` for BPR's two scores);
+* AttRec: ``3 B [2 q L d^2 + 4 L^2 d + 2 T (1 + n) d (1 + [omega > 0])]``
+  (``q`` = 1 shared or 2 separate Q/K projections over the window ``L``;
+  attention; distances to ``T`` targets and ``n`` negatives each).
+
+The score product ``B x d x N`` dominates MTAW and MIND on large catalogues.
+Element-wise work (softmax, normalisation, dropout) is not counted, so the
+floor is a lower bound; ``measured / floor`` says how far above it a model is.
+"""
+
+import torch
+
+
+def _longest(model, interaction):
+    return int(interaction[model.ITEM_SEQ_LEN].max())
+
+
+def step_flops(name, model, interaction):
+    """Matrix-product FLOPs of one training step (3 x forward) on ``interaction``; see the
+    module docstring. ``None`` for models without a count (the baselines)."""
+    if name not in ("MTAW", "MIND", "AttRec"):
+        return None
+    batch = len(interaction)
+    d, n = model.embedding_size, model.n_items
+    if name == "MTAW":
+        t = _longest(model, interaction)
+        per_row = model.n_layers * (6 * t * d * d + 4 * t * t * d) + 2 * d * d + 4 * t * d + 2 * (n - 1) * d
+    elif name == "MIND":
+        t, k, r = _longest(model, interaction), model.interest_num, model.routing_iters
+        mlp = 2 * k * d * d if isinstance(model.interest_layer, torch.nn.Sequential) else 0
+        scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
+        per_row = 2 * t * d * d + (2 * r - 1) * 2 * t * k * d + 2 * k * d + mlp + scores
+    else:
+        projections = 1 if model.key_proj is model.query_proj else 2
+        tables = 2 if model.omega > 0 else 1
+        per_row = 2 * projections * model.L * d * d + 4 * model.L**2 * d
+        per_row += 2 * model.T * (1 + model.neg_samples) * d * tables
+    return 3 * batch * per_row
