@@ -162,7 +162,8 @@ def _outcome(args, record):
         return "skipped (running in another process)"
     if record["status"] == "ok":
         key = record["valid_metric"].lower()
-        return f"done in {record['process_seconds']:.0f}s {key}={record['test_result'][key]:.4f}"
+        # the validation score only: a study's rows are compared on validation, test is read once
+        return f"done in {record['process_seconds']:.0f}s valid {key}={record['best_valid_result'][key]:.4f}"
     log = f" (log: {Path(args.output) / record['log_file']})" if record["log_file"] else ""
     return f"FAILED: {record['error']}{log}"
 
