@@ -12,8 +12,11 @@ today's packages:
   the plugin's protocol and property files exactly as
   :class:`recbole_selfattn.config.Config` does for a plugin model
   (:func:`recbole_selfattn.config.load_plugin_properties`).
-* **Datasets.** RecBole's ``create_dataset`` finds a plugin model's
-  ``<Model>Dataset`` (e.g. ``AttRecDataset``) where it looks for its own.
+* **Datasets.** RecBole's ``create_dataset`` and ``data_preparation`` (as
+  ``recbole.data``, ``recbole.data.utils`` and the quick start bind them) are
+  the plugin's (:mod:`recbole_selfattn.data.utils`): they find a plugin
+  model's ``<Model>Dataset`` (e.g. ``AttRecDataset``) and never unpickle a
+  saved dataset or dataloader file, which RecBole's own would load and run.
 * **Quick start without ray.** ``recbole.quick_start`` imports ray at module
   level, only for ``tune.report`` in ``objective_function``; ray 2.6 needs
   ``pkg_resources``, which setuptools >= 82 no longer has. The module is
@@ -103,13 +106,19 @@ def _patch_config():
 
 
 def _register_datasets():
+    import recbole.data as recbole_data
     import recbole.data.dataset as recbole_datasets
+    import recbole.data.utils as recbole_data_utils
 
     from recbole_selfattn.data import dataset as plugin_datasets
+    from recbole_selfattn.data import utils as plugin_data_utils
 
     for name in dir(plugin_datasets):
         if name.endswith("Dataset") and getattr(plugin_datasets, name).__module__ == plugin_datasets.__name__:
             setattr(recbole_datasets, name, getattr(plugin_datasets, name))
+    for module in (recbole_data, recbole_data_utils):
+        module.create_dataset = plugin_data_utils.create_dataset
+        module.data_preparation = plugin_data_utils.data_preparation
 
 
 class LazyTune(types.ModuleType):
@@ -173,9 +182,11 @@ def _patch_quick_start():
     import recbole.quick_start as quick_start_package
     import recbole.trainer.trainer as trainer_module
 
+    from recbole_selfattn.data.utils import create_dataset, data_preparation
     from recbole_selfattn.quick_start import load_data_and_model
 
     quick_start.get_model = get_model
+    quick_start.create_dataset, quick_start.data_preparation = create_dataset, data_preparation
     for module in (quick_start, quick_start_package):
         module.load_data_and_model = load_data_and_model
     trainer_module.PretrainTrainer.save_pretrained_model = _save_pretrained_model

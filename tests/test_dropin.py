@@ -156,3 +156,27 @@ def test_recbole_loaders_refuse_a_crafted_checkpoint_unread(user_folder):
         print(json.dumps({"refused": refused, "ran": os.path.exists("pwned")}))
     """)
     assert result == {"refused": [True, True], "ran": False}
+
+
+def test_recbole_data_functions_never_unpickle_a_saved_dataset_or_dataloader(user_folder):
+    result = run_user_script(user_folder, """
+        import os, pickle
+        import recbole_selfattn
+        from recbole.config import Config
+        from recbole.data import create_dataset, data_preparation
+
+        class CreatesFile:
+            def __reduce__(self):
+                return os.system, ("touch pwned",)
+
+        settings["train_neg_sample_args"] = None  # RecBole's own protocol for GRU4Rec: cross-entropy
+        config = Config(model="GRU4Rec", dataset="tiny", config_dict=settings)
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
+        for name in ("tiny-SequentialDataset.pth", "tiny-for-GRU4Rec-dataloader.pth"):
+            with open(os.path.join(config["checkpoint_dir"], name), "wb") as f:
+                pickle.dump(CreatesFile(), f)
+        config["save_dataset"] = config["save_dataloaders"] = False
+        train, valid, test = data_preparation(config, create_dataset(config))
+        print(json.dumps({"ran": os.path.exists("pwned"), "items": int(train._dataset.item_num)}))
+    """)
+    assert result == {"ran": False, "items": 31}
