@@ -18,7 +18,6 @@ every model the plugin's trainer runs, plugin and RecBole built-in alike:
 import contextlib
 
 import torch
-from recbole.model.abstract_recommender import AbstractRecommender
 
 # mixed_precision value -> autocast dtype (None: full precision)
 MIXED_PRECISION = {"none": None, "bf16": torch.bfloat16}
@@ -42,6 +41,8 @@ def compile_trainer_calls(model):
     first call). A method left to RecBole's base class (which raises
     ``NotImplementedError``, e.g. ``full_sort_predict`` of a model without
     one) is left alone, so the trainer's fallback still sees the error."""
+    from recbole.model.abstract_recommender import AbstractRecommender  # a model exists: no extra import cost
+
     for name in TRAINER_CALLS:
         if getattr(type(model), name) is not getattr(AbstractRecommender, name):
             setattr(model, name, torch.compile(getattr(model, name)))
