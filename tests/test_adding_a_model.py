@@ -39,7 +39,7 @@ def test_the_recipe_adds_a_model_that_trains(tiny_data, tmp_path):
     assert "plugin models:           AttRec, MeanPool, MIND, MTAW" in help_text
     proc = run("--model=MeanPool", "--dataset=tiny", *cli_args(tiny_data))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MeanPool on tiny" in proc.stdout and "test result: recall@5" in proc.stdout
+    assert "MeanPool on tiny" in proc.stdout and "test result" in proc.stdout and "\nrecall@5 " in proc.stdout
     assert "embedding_size = 32" not in proc.stderr  # state=WARNING: no config dump
     # The model came from the copy, with its YAML's loss and the command line's size.
     check = ("from recbole_selfattn import Config, get_model; m = get_model('MeanPool'); "

@@ -23,7 +23,8 @@ UNIFORM_NEGATIVES = {"train_neg_sample_args": {"distribution": "uniform", "sampl
 
 
 def make_config(tmp_path, **overrides):
-    params = {"embedding_size": 2, "MAX_ITEM_LIST_LENGTH": 6, **overrides}
+    # the paper's scores (dot x 1), which the hand computations below follow; the shipped default is cosine x 20
+    params = {"embedding_size": 2, "MAX_ITEM_LIST_LENGTH": 6, "score_type": "dot", "score_scale": 1.0, **overrides}
     return Config("MIND", "tiny", config_dict=tiny_config(tmp_path, **params), cmd_args=[])
 
 
