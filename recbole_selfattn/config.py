@@ -41,44 +41,44 @@ from recbole_selfattn.utils import get_model, properties_dir
 MAX_LEARNING_RATE = 10
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value):
+def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _at_least(minimum):
-    return lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}"
+    return lambda v: is_int(v) and v >= minimum, f"an integer >= {minimum}"
 
 
 def _is_topk(value):
     values = value if isinstance(value, list) else [value]
-    return bool(values) and all(_is_int(k) and k >= 1 for k in values)
+    return bool(values) and all(is_int(k) and k >= 1 for k in values)
 
 
 def _is_port(value):
-    return (_is_int(value) or (isinstance(value, str) and value.isdigit())) and 1 <= int(value) <= 65535
+    return (is_int(value) or (isinstance(value, str) and value.isdigit())) and 1 <= int(value) <= 65535
 
 
 # key: (test, what a valid value is). Checked before RecBole sets its
 # defaults, so a mistyped value fails here instead of deep inside numpy,
 # torch or torch.distributed.
 COMMON_VALUES = {
-    "seed": (lambda v: _is_int(v) and 0 <= v <= 2**31 - 1, "an integer between 0 and 2147483647"),
+    "seed": (lambda v: is_int(v) and 0 <= v <= 2**31 - 1, "an integer between 0 and 2147483647"),
     "reproducibility": (lambda v: isinstance(v, bool), "True or False"),
     "epochs": _at_least(0),
     "train_batch_size": _at_least(1),
     "eval_batch_size": _at_least(1),
     "learning_rate": (
-        lambda v: _is_number(v) and 0 < v <= MAX_LEARNING_RATE,
+        lambda v: is_number(v) and 0 < v <= MAX_LEARNING_RATE,
         f"a number > 0 and <= {MAX_LEARNING_RATE} (typical values lie between 1e-4 and 1e-2)",
     ),
-    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
     "clip_grad_norm": (lambda v: isinstance(v, dict), "a dict of clip_grad_norm_ arguments, e.g. \"{'max_norm': 5}\""),
     "stopping_step": _at_least(1),
-    "eval_step": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0 turns validation off)"),
+    "eval_step": (lambda v: is_int(v) and v >= 0, "an integer >= 0 (0 turns validation off)"),
     "topk": (_is_topk, "an integer >= 1 or a list of them, e.g. [10, 20]"),
     "worker": _at_least(0),
     "show_progress": (lambda v: isinstance(v, bool), "True or False"),
@@ -88,7 +88,7 @@ COMMON_VALUES = {
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "embedding_size": _at_least(1),
     "nproc": _at_least(1),
-    "world_size": (lambda v: _is_int(v) and (v == -1 or v >= 1), "-1 (one process per --nproc) or an integer >= 1"),
+    "world_size": (lambda v: is_int(v) and (v == -1 or v >= 1), "-1 (one process per --nproc) or an integer >= 1"),
     "offset": _at_least(0),
     "port": (_is_port, "a TCP port number between 1 and 65535"),
 }

@@ -87,7 +87,7 @@ from torch.nn.init import xavier_normal_
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
-from recbole_selfattn.config import require
+from recbole_selfattn.config import is_int, is_number, require
 from recbole_selfattn.model.routing import b2i_routing, initial_logits
 
 # Seed of the routing start at prediction with ``routing_init_eval: fixed``.
@@ -96,19 +96,19 @@ FIXED_ROUTING_SEED = 0
 
 # Hyper-parameter: (test, what a valid value is); checked in MIND.__init__.
 HYPER_PARAMETERS = {
-    "interest_num": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "routing_iters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "pow_p": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "pow_hard_threshold": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-    "routing_sigma": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "interest_num": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "routing_iters": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "pow_p": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "pow_hard_threshold": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "routing_sigma": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
     "routing_softmax": (lambda v: v in ("interests", "items"), "'interests' or 'items'"),
     "routing_init_eval": (lambda v: v in ("fixed", "random"), "'fixed' or 'random'"),
     "dynamic_k": (lambda v: isinstance(v, bool), "true or false"),
     "interest_mlp": (lambda v: isinstance(v, bool), "true or false"),
-    "routing_update_scale": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "routing_update_scale": (lambda v: is_number(v) and v > 0, "a number > 0"),
     "routing_stop_grad": (lambda v: isinstance(v, bool), "true or false"),
     "score_type": (lambda v: v in ("dot", "cosine"), "'dot' or 'cosine'"),
-    "score_scale": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "score_scale": (lambda v: is_number(v) and v > 0, "a number > 0"),
     "loss_type": (lambda v: v in ("CE", "BPR"), "'CE' or 'BPR'"),
 }
 
@@ -318,10 +318,3 @@ class MIND(SequentialRecommender):
         scores = self.score(interests, self.item_embedding.weight)  # [B, K, n_items]
         return self._max_over_interests(scores, interest_mask)  # [B, n_items]
 
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
