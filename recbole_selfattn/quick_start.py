@@ -18,8 +18,7 @@ from recbole.utils import dict2str, init_logger, init_seed, set_color
 from recbole_selfattn import checkpoint, distributed, output, protocol
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import check_topk, create_dataset, data_preparation
-from recbole_selfattn.data.atomic import check_dataset_files
-from recbole_selfattn.data.download import ensure_dataset
+from recbole_selfattn.data.download import check_dataset
 from recbole_selfattn.utils import get_model, get_trainer
 
 
@@ -51,8 +50,7 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     config = Config(model, dataset, config_file_list, config_dict, cmd_args=cmd_args)
     checkpoint.check_run_options(config)  # before any data is loaded or process started
     if (config["nproc"] or 1) > 1 or (config["world_size"] or -1) > 1:
-        ensure_dataset(config)  # download once, before the processes start
-        check_dataset_files(config)
+        check_dataset(config)  # download once, before the processes start
         return distributed.spawn(_run_single, model, dataset, config_file_list, config_dict, saved, cmd_args, config)
     return _run_single(model, dataset, config_file_list, config_dict, saved, cmd_args, config)
 

@@ -86,8 +86,7 @@ def check_models_and_dataset(args):
     """Map each model name to ``None`` (known) or the error of an unknown name,
     and fail before any run when the dataset or a config file is missing."""
     from recbole_selfattn.config import Config
-    from recbole_selfattn.data.atomic import check_dataset_files
-    from recbole_selfattn.data.download import ensure_dataset
+    from recbole_selfattn.data.download import check_dataset
     from recbole_selfattn.errors import UnknownModelError
     from recbole_selfattn.utils import get_model
 
@@ -100,8 +99,7 @@ def check_models_and_dataset(args):
             unknown[model] = " ".join(f"{type(e).__name__}: {e}".split())
     probe = next((m for m in args.models if unknown[m] is None), "SASRec")
     config = Config(probe, args.dataset, args.config_files or None, None, cmd_args=args.overrides)
-    ensure_dataset(config)
-    check_dataset_files(config)
+    check_dataset(config)
     return unknown
 
 

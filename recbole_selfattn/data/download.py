@@ -13,7 +13,7 @@ from logging import getLogger
 import yaml
 from recbole.utils.url import download_url, extract_zip, makedirs, rename_atomic_files
 
-from recbole_selfattn.data.atomic import inter_files
+from recbole_selfattn.data.atomic import check_dataset_files, inter_files
 from recbole_selfattn.errors import DatasetError
 
 
@@ -68,3 +68,11 @@ def ensure_dataset(config):
         rename_atomic_files(config["data_path"], os.path.splitext(os.path.basename(path))[0], config["dataset"])
     except OSError as e:
         raise DatasetError(_missing_message(config, f" Downloading it from {url} failed ({e}); are you offline?")) from e
+
+
+def check_dataset(config):
+    """The one check of a run's dataset, before anything is built from it:
+    download it if RecBole can and it is missing, then check its atomic files
+    (:func:`~recbole_selfattn.data.atomic.check_dataset_files`)."""
+    ensure_dataset(config)
+    check_dataset_files(config)

@@ -27,8 +27,7 @@ from recbole.evaluator.register import Register
 from recbole.sampler import KGSampler
 from recbole.utils import ModelType
 
-from recbole_selfattn.data.atomic import check_dataset_files
-from recbole_selfattn.data.download import ensure_dataset
+from recbole_selfattn.data.download import check_dataset
 from recbole_selfattn.errors import DatasetError
 from recbole_selfattn.safe_write import atomic_open
 
@@ -58,8 +57,7 @@ def dataset_class(config):
 def create_dataset(config):
     """Check (and if needed download) the dataset's files, then build the
     dataset from them; with ``save_dataset``, also write it (never read back)."""
-    ensure_dataset(config)
-    check_dataset_files(config)
+    check_dataset(config)
     cls = dataset_class(config)
     try:
         dataset = cls(config)
