@@ -94,12 +94,17 @@ from recbole_selfattn.model.routing import b2i_routing, initial_logits
 FIXED_ROUTING_SEED = 0
 
 
+def _is_power(value):
+    """A finite number, or ``inf`` (the ``p -> inf`` limit of label-aware attention)."""
+    return is_number(value) or value == float("inf")
+
+
 # Hyper-parameter: (test, what a valid value is); checked in MIND.__init__.
 HYPER_PARAMETERS = {
     "interest_num": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "routing_iters": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
-    "pow_p": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
-    "pow_hard_threshold": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "pow_p": (lambda v: _is_power(v) and v >= 0, "a number >= 0 (inf: hard readout)"),
+    "pow_hard_threshold": (lambda v: _is_power(v) and v > 0, "a number > 0 (inf: never hard)"),
     "routing_sigma": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
     "routing_softmax": (lambda v: v in ("interests", "items"), "'interests' or 'items'"),
     "routing_init_eval": (lambda v: v in ("fixed", "random"), "'fixed' or 'random'"),
