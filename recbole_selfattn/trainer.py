@@ -26,7 +26,7 @@ adds:
   training to the end of each epoch (time to the best validation score, total
   training time), counted across resumes;
 * ``per_user_result``: the last full-sort evaluation's NDCG@k per evaluated
-  user (``{"users": [token, ...], "ndcg@10": [value, ...], ...}``), for paired
+  user, outside validation (the test: validation does not pay for it) (``{"users": [token, ...], "ndcg@10": [value, ...], ...}``), for paired
   significance tests between models;
 * ``epoch_checkpoint=<file>`` (config key, for runs built in slices): after
   every epoch the whole state (model, optimizer, random state, early-stopping
@@ -79,6 +79,7 @@ class SequentialTrainer(Trainer):
         self.elapsed_seconds = []
         self.per_user_result = None
         self._per_user_batches = []
+        self._validating = False  # per-user metrics are kept outside validation only
         self._evaluates = False
         self._clock = time.perf_counter()  # restarted by fit, minus the resumed elapsed time
 
@@ -264,7 +265,11 @@ class SequentialTrainer(Trainer):
         :meth:`fit` will count as the new best (RecBole's ``early_stopping``
         rule) also sets ``best_epoch`` and ``best_valid_result`` here, before
         :meth:`fit` saves the checkpoint that stores them."""
-        valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
+        self._validating = True
+        try:
+            valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
+        finally:
+            self._validating = False
         self.valid_curve.append(float(valid_score))
         *_, improved = early_stopping(
             valid_score, self.best_valid_score, self.cur_step, self.stopping_step, self.valid_metric_bigger
@@ -302,7 +307,8 @@ class SequentialTrainer(Trainer):
         (the rows RecBole's collector ranks, with the same ``torch.topk``)."""
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
         uid_field = self.config["USER_ID_FIELD"]
-        if uid_field in interaction and self.config["single_spec"]:  # a rank sees only its share of users
+        keep = not self._validating and self.config["single_spec"]  # a rank sees only its share of users
+        if keep and uid_field in interaction:
             positives = torch.zeros_like(scores, dtype=torch.int)
             positives[positive_u, positive_i] = 1
             hits = torch.gather(positives, 1, torch.topk(scores, max(self.config["topk"]), dim=-1).indices)
