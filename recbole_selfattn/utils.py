@@ -13,8 +13,10 @@ import error.
 
 import ast
 import difflib
+import functools
 import importlib
 import importlib.util
+import types
 import warnings
 from pathlib import Path
 
@@ -58,17 +60,19 @@ def _class_names(source_file, module_name):
     return [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.name.lower() == module_name]
 
 
+@functools.lru_cache(maxsize=None)
 def recbole_model_classes(packages=_RECBOLE_MODEL_PACKAGES):
     """Map RecBole's model class names to their module path (``SASRec`` ->
     ``recbole.model.sequential_recommender.sasrec``), without importing them
-    (RecBole's ``exlib`` package needs lightgbm and xgboost just to be imported)."""
+    (RecBole's ``exlib`` package needs lightgbm and xgboost just to be imported).
+    Parsing the sources takes ~0.2 s, so it is done once per process (read-only map)."""
     root = Path(importlib.util.find_spec("recbole.model").submodule_search_locations[0])
     classes = {}
     for package in packages:
         for path in sorted((root / package).glob("*.py")):
             for name in _class_names(path, path.stem):
                 classes[name] = f"recbole.model.{package}.{path.stem}"
-    return classes
+    return types.MappingProxyType(classes)
 
 
 def sequential_model_names():
