@@ -1,6 +1,7 @@
 """Benchmark runs that fail, time out or run in parallel, on the tiny dataset
 (each test its own small benchmark, GRU4Rec and Caser, one seed)."""
 
+import os
 from pathlib import Path
 
 import yaml
@@ -57,6 +58,7 @@ def test_missing_dataset_fails_fast_with_one_message(tmp_path, monkeypatch):
 
 def test_parallel_jobs_and_per_model_config_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     protocol = tiny_protocol(tmp_path)
     per_model = tmp_path / "per_model"
     per_model.mkdir()
@@ -72,4 +74,8 @@ def test_parallel_jobs_and_per_model_config_files(tmp_path, monkeypatch):
     gru_run = load_json(output / "runs" / "GRU4Rec_seed7.json")
     assert "--config_files=tiny.yaml,per_model/GRU4Rec.yaml" in gru_run["command"]
     assert "GRU4Rec.yaml" in (output / "results.md").read_text()  # named in the table's header
+    # the two runs share the cores instead of each taking all of them
+    threads = max(1, os.cpu_count() // 2)
+    assert gru_run["torch_threads"] == threads == load_json(output / "runs" / "Caser_seed7.json")["torch_threads"]
+    assert f"torch threads per run {threads}" in (output / "results.md").read_text()
     assert run_main(["--jobs=0"])[0] == 2 and run_main([f"--model_configs={tmp_path / 'nope'}"])[0] == 2

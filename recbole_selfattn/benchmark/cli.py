@@ -40,7 +40,8 @@ options:
   --model_configs=DIR   per-model settings: DIR/<Model>.yaml, where present, is
                         layered after the shared files for that model's runs
   --output=DIR          results folder (default: results/<dataset>)
-  --jobs=N              runs at a time, each its own process (default 1)
+  --jobs=N              runs at a time, each its own process (default 1) with
+                        cores/N torch threads (OMP_NUM_THREADS, when set, wins)
   --timeout=SECONDS     stop a run after this many seconds; it becomes a FAILED seed
                         that the next run of the command continues
   --variants=SPEC       a study of ONE model: each ';'-separated variant is a row

@@ -117,6 +117,7 @@ def _header(manifest, runs, baseline):
         "devices": distinct("device"),
         "cpu": distinct("cpu") or [platform.processor() or platform.machine()],
         "gpu": distinct("gpu"),
+        "torch_threads": distinct("torch_threads"),
         "versions": versions,
         "runs_finished": [finished[0], finished[-1]] if finished else None,
         "baseline": baseline,
@@ -230,7 +231,8 @@ def header_lines(header):
         "- **Time**: s/epoch is training only; to best and total are training plus validation up to the "
         "best validation score and to the end of training (mean over seeds, resumed runs counted once)",
         f"- **Machine**: CPU {', '.join(header['cpu'])}; GPU {', '.join(header['gpu']) or 'none'}; "
-        f"device {', '.join(header['devices']) or 'n/a'}",
+        f"device {', '.join(header['devices']) or 'n/a'}; torch threads per run "
+        f"{', '.join(map(str, header.get('torch_threads') or [])) or 'n/a'}",
         "- **Versions**: " + (", ".join(f"{k} {v}" for k, v in header["versions"].items()) or "n/a"),
         f"- **Generated**: {header['generated_at']} from `runs/*.json`"
         + (f" (runs finished {header['runs_finished'][0]} .. {header['runs_finished'][1]})" if header["runs_finished"] else ""),

@@ -175,6 +175,7 @@ def _train(args, paths):
     record["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
                           "recbole": recbole.__version__, "recbole-selfattn": __version__}
     record["cpu"] = cpu_name()
+    record["torch_threads"] = torch.get_num_threads()
     try:
         source = "recbole" if get_model(model).__module__.startswith("recbole.") else "plugin"
         config = Config(model, dataset, files, None, cmd_args=cmd_args)
