@@ -40,6 +40,16 @@ def test_a_study_runs_each_variant_as_a_row_and_reports_test_metrics_for_the_cho
     assert f", {chosen} (reported once)" in test
     assert f"{runs[chosen]['test_result']['ndcg@10']:.4f}" in markdown_table(test)[1]
 
+    # a row not yet run: the choice is provisional and no test metric is shown
+    unrun = next(row for row in ROWS if row != chosen)
+    records.run_paths(tmp_path / "out", unrun, 2020).run.unlink()
+    assert run_main(["--report-only", "--output=out"])[0] == 0
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "Test metrics" not in md and f"rows have runs not yet made ({unrun})" in md
+    table = markdown_table(md)
+    assert [row[table[0].index("Chosen")] for row in table[1:]] == ["leading" if r == chosen else "" for r in ROWS]
+    assert not any(row["metrics"] for row in load_json(tmp_path / "out" / "results.json")["rows"])
+
 
 def test_variants_need_one_model_and_key_value_overrides():
     code, _, err = run_main(["--models=GRU4Rec,Caser", "--variants=hidden_size=8"])

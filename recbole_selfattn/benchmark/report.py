@@ -146,8 +146,9 @@ def write_report(output):
         from recbole_selfattn.benchmark import study  # its table builds on this module's
 
         header["chosen"] = study.choose(rows, study.choice_metric(header))
+        header["unfinished"] = [row["model"] for row in rows if "not run" in row["seeds"].values()]
         for row in rows:  # a study reports test metrics once, for the row chosen on validation
-            if row["model"] != header["chosen"]:
+            if row["model"] != header["chosen"] or header["unfinished"]:
                 row["metrics"], row["significance"] = {}, None
         text = study.markdown(header, rows)
     else:

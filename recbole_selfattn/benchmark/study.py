@@ -2,7 +2,8 @@
 
 The table shows every row's validation metrics (mean ± std over seeds) and
 marks the row chosen on the validation metric; the test metrics are reported
-once, for that row only, so the test set never takes part in the choice.
+once, for that row only, so the test set never takes part in the choice, and
+only when every row has run (before that the leading row is provisional).
 """
 
 from recbole_selfattn.benchmark import records
@@ -30,7 +31,7 @@ def _mean_std(metric):
 
 def markdown(header, rows):
     """``results.md`` of a study."""
-    chosen = header["chosen"]
+    chosen, unfinished = header["chosen"], header["unfinished"]
     keys = [k for k in dict.fromkeys(k for row in rows for k in row["valid_metrics"])
             if k.partition("@")[0] in TABLE_METRICS]
     lines = header_lines(header)
@@ -41,10 +42,16 @@ def markdown(header, rows):
     lines += ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
         cells = [row["model"], f"{row['n']}/{row['n_seeds']}", *(_mean_std(row["valid_metrics"].get(k)) for k in keys),
-                 cell(row["seconds_per_epoch_mean"], 2), "**chosen**" if row["model"] == chosen else "",
+                 cell(row["seconds_per_epoch_mean"], 2),
+                 "" if row["model"] != chosen else "leading" if unfinished else "**chosen**",
                  row["status"] + (f": {row['note']}" if row["note"] else "")]
         lines.append("| " + " | ".join(escape(str(c)) for c in cells) + " |")
     lines.append("")
+    if unfinished:
+        return "\n".join(lines + [
+            f"Unfinished study: {len(unfinished)} of {len(rows)} rows have runs not yet made "
+            f"({', '.join(unfinished)}). The leading row is provisional and no test metrics are reported "
+            "until every row has run: re-run the command to finish them.", ""])
     if chosen is None:
         return "\n".join(lines + ["No row succeeded: no test metrics to report.", ""])
     test = next(row for row in rows if row["model"] == chosen)["metrics"]
