@@ -145,6 +145,9 @@ def test_benchmark_protocol_files_load_and_win_over_the_defaults():
     assert (session["metrics"], session["topk"], session["valid_metric"]) == (["Hit", "MRR"], [10, 20], "MRR@20")
     assert session["embedding_size"] == session["hidden_size"] == 100
     assert session["benchmark_filename"] == ["train", "valid", "test"]
+    mtaw = Config("MTAW", "tmall", config_file_list=[str(benchmark / "session.yaml"),
+                                                    str(benchmark / "session" / "MTAW.yaml")], cmd_args=[])
+    assert mtaw["scale"] == 16 and mtaw["embedding_size"] == 100  # tau chosen on Tmall validation
 
 
 @pytest.mark.parametrize("cpu_onednn", [True, False])
