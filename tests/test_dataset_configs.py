@@ -141,6 +141,9 @@ def test_benchmark_protocol_files_load_and_win_over_the_defaults():
     assert ml1m["train_neg_sample_args"]["distribution"] == "none"  # RecBole's spelling of `~`
     assert ml1m["eval_args"]["split"] == {"LS": "valid_and_test"} and ml1m["eval_args"]["order"] == "TO"
     assert ml1m["user_inter_num_interval"] == "[10,inf)"  # the dataset YAML still applies
+    attrec = Config("AttRec", "ml-1m", config_file_list=[str(benchmark / "ml-1m.yaml"),
+                                                         str(benchmark / "ml-1m" / "AttRec.yaml")], cmd_args=[])
+    assert (attrec["T"], attrec["L"], attrec["omega"]) == (1, 5, 0.2)  # T chosen on ml-1m validation
     session = Config("SASRec", "tmall", config_file_list=[str(benchmark / "session.yaml")], cmd_args=[])
     assert (session["metrics"], session["topk"], session["valid_metric"]) == (["Hit", "MRR"], [10, 20], "MRR@20")
     assert session["embedding_size"] == session["hidden_size"] == 100

@@ -233,7 +233,7 @@ def header_lines(header):
         "best validation score and to the end of training (mean over seeds, resumed runs counted once)",
         f"- **Machine**: CPU {', '.join(header['cpu'])}; GPU {', '.join(header['gpu']) or 'none'}; "
         f"device {', '.join(header['devices']) or 'n/a'}; torch threads per run "
-        f"{', '.join(map(str, header.get('torch_threads') or [])) or 'n/a'}",
+        f"{', '.join(header['torch_threads']) or 'n/a'}",
         "- **Versions**: " + (", ".join(f"{k} {v}" for k, v in header["versions"].items()) or "n/a"),
         f"- **Generated**: {header['generated_at']} from `runs/*.json`"
         + (f" (runs finished {header['runs_finished'][0]} .. {header['runs_finished'][1]})" if header["runs_finished"] else ""),
