@@ -25,9 +25,9 @@ adds:
 * ``elapsed_seconds``: training plus validation seconds from the start of
   training to the end of each epoch (time to the best validation score, total
   training time), counted across resumes;
-* ``per_user_result``: the last full-sort evaluation's NDCG@k per evaluated
-  user, outside validation (the test: validation does not pay for it) (``{"users": [token, ...], "ndcg@10": [value, ...], ...}``), for paired
-  significance tests between models;
+* ``per_user_result``: the last full-sort test evaluation's NDCG@k per
+  evaluated user (``{"users": [token, ...], "ndcg@10": [value, ...], ...}``),
+  for paired significance tests between models; validation does not pay for it;
 * ``epoch_checkpoint=<file>`` (config key, for runs built in slices): after
   every epoch the whole state (model, optimizer, random state, early-stopping
   state, timings and the best checkpoint's name) is written atomically to that

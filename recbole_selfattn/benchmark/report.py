@@ -32,6 +32,7 @@ from pathlib import Path
 
 from recbole_selfattn.benchmark import plots, records, significance
 
+NOT_RUN = "not run"  # a seed's status in a row while its run has no record
 TABLE_METRICS = ("recall", "mrr", "ndcg", "hit")  # the Markdown table's metrics (all are in the CSV)
 STATS = ("best_epoch_mean", "seconds_per_epoch_mean", "seconds_to_best_mean", "train_seconds_mean",
          "wall_seconds_total", "peak_rss_mb_max", "peak_gpu_mb_max", "num_params")
@@ -81,7 +82,7 @@ def summarise(model, seeds, runs):
         "status": status,
         "n": len(ok),
         "n_seeds": len(seeds),
-        "seeds": {str(s): (r["status"] if r else "not run") for s, r in zip(seeds, runs)},
+        "seeds": {str(s): (r["status"] if r else NOT_RUN) for s, r in zip(seeds, runs)},
         "note": "; ".join(notes),
         "metrics": aggregate(ok, "test_result"),
         "valid_metrics": aggregate(ok, "best_valid_result"),
@@ -146,7 +147,7 @@ def write_report(output):
         from recbole_selfattn.benchmark import study  # its table builds on this module's
 
         header["chosen"] = study.choose(rows, study.choice_metric(header))
-        header["unfinished"] = [row["model"] for row in rows if "not run" in row["seeds"].values()]
+        header["unfinished"] = [row["model"] for row in rows if NOT_RUN in row["seeds"].values()]
         for row in rows:  # a study reports test metrics once, for the row chosen on validation
             if row["model"] != header["chosen"] or header["unfinished"]:
                 row["metrics"], row["significance"] = {}, None
