@@ -3,14 +3,17 @@
 Importing the package applies the compatibility fixes of
 :mod:`recbole_selfattn.compat` (RecBole 1.2.1 on numpy 2 / torch >= 2.6) and
 makes RecBole's own ``Config``, ``create_dataset`` and ``recbole.quick_start``
-run the plugin's models (:mod:`recbole_selfattn.dropin`).
+run the plugin's models (:mod:`recbole_selfattn.dropin`); RecBole's Transformer
+models take the fast path of :mod:`recbole_selfattn.fastpath` unless
+``fast_path: False``.
 Models are imported on first use: ``from recbole_selfattn import AttRec``.
 """
 
-from recbole_selfattn import compat, dropin, output
+from recbole_selfattn import compat, dropin, fastpath, output
 
 compat.apply()
 dropin.apply()
+fastpath.apply()
 output.quiet_library_warnings()
 
 from recbole_selfattn.config import Config  # noqa: E402

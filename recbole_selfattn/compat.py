@@ -186,11 +186,17 @@ def _disable_anomaly_detection():
     torch.autograd.set_detect_anomaly(False)
 
 
+def after_import(name, then):
+    """Call ``then()`` once module ``name`` is imported: now if it already is,
+    else right after its first import (no import cost until then)."""
+    if name in sys.modules:
+        then()
+    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, then))
+
+
 def _undo_sine_anomaly_detection():
-    if _SINE_MODULE in sys.modules:
-        _disable_anomaly_detection()
-    elif not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(_SINE_MODULE, _disable_anomaly_detection))
+    after_import(_SINE_MODULE, _disable_anomaly_detection)
 
 
 def apply():

@@ -85,6 +85,7 @@ COMMON_VALUES = {
     "cpu_onednn": (lambda v: isinstance(v, bool), "True or False"),
     "mixed_precision": (lambda v: v in MIXED_PRECISION, " or ".join(MIXED_PRECISION)),
     "compile": (lambda v: isinstance(v, bool), "True or False"),
+    "fast_path": (lambda v: isinstance(v, bool), "True or False"),
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "embedding_size": _at_least(1),
     "nproc": _at_least(1),

@@ -119,6 +119,7 @@ def test_malformed_inter_file(content, expected, tiny_data, capsys):
         ("--clip_grad_norm=5", "clip_grad_norm=5 is invalid: clip_grad_norm must be a dict"),
         ("--reproducibility=no", "reproducibility='no' is invalid: reproducibility must be True or False"),
         ("--cpu_onednn=sometimes", "cpu_onednn='sometimes' is invalid: cpu_onednn must be True or False"),
+        ("--fast_path=yes", "fast_path='yes' is invalid: fast_path must be True or False"),
     ],
 )
 def test_invalid_config_value(option, expected, tiny_data, capsys):

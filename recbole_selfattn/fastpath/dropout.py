@@ -1,0 +1,48 @@
+"""Dropout with a cheaper random mask than ``torch.nn.functional.dropout``.
+
+On the CPU, PyTorch's dropout draws a float Bernoulli variable per element
+(``bernoulli_``), which costs ~10x a multiplication: in RecBole's SASRec on
+ml-1m dropout alone took a sixth of a training step. Here the mask is drawn
+as 16-bit random integers (one comparison against a threshold), kept as a
+1-byte boolean mask for the backward pass. The drop probability is ``p``
+rounded to a multiple of 2**-16 (|error| <= 7.7e-6) and the kept elements are
+scaled by ``1 / (1 - that probability)``, so the output's expectation is the
+input, exactly as in ``nn.Dropout``. Only the random stream differs from
+PyTorch's: the same seed gives the same mask run after run, not PyTorch's mask.
+"""
+
+import torch
+
+_LEVELS = 1 << 16
+
+
+def _drop_threshold(p):
+    """The int16 threshold below which an element is dropped, and the exact drop probability."""
+    drops = round(p * _LEVELS)
+    return drops - _LEVELS // 2, drops / _LEVELS
+
+
+class _MaskedScale(torch.autograd.Function):
+    """``x * keep * scale``; the backward pass reuses the boolean mask."""
+
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
+
+
+def dropout(x, p, training):
+    """``nn.functional.dropout(x, p, training)`` with the mask drawn as above."""
+    if not training or p == 0:
+        return x
+    if p >= 1:
+        return x * 0
+    threshold, drop = _drop_threshold(p)
+    draws = torch.randint(-(_LEVELS // 2), _LEVELS // 2, x.shape, dtype=torch.int16, device=x.device)
+    return _MaskedScale.apply(x, draws >= threshold, 1.0 / (1.0 - drop))

@@ -1,0 +1,154 @@
+"""The fast path for RecBole's Transformer models equals RecBole's own code:
+outputs and gradients of ``TransformerEncoder`` on random inputs and masks,
+SASRec's sequence representations on a trained model, the off switch, and
+the dropout mask's statistics."""
+
+import pytest
+import torch
+from recbole.model.layers import TransformerEncoder
+from recbole.trainer import Trainer
+
+from recbole_selfattn.fastpath import dropout as fast_dropout
+from recbole_selfattn.fastpath import sasrec
+from recbole_selfattn.fastpath import transformer
+from tests.test_acceleration import first_batch, prepare
+
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _encoder(hidden_act="gelu", n_heads=2, dropout=0.0, n_layers=2):
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(n_layers=n_layers, n_heads=n_heads, hidden_size=8, inner_size=12,
+                                 hidden_dropout_prob=dropout, attn_dropout_prob=dropout, hidden_act=hidden_act)
+    for parameter in encoder.parameters():  # RecBole's zero biases and unit norms would hide mistakes
+        torch.nn.init.normal_(parameter, std=0.5)
+    return encoder
+
+
+def _additive(mask):
+    return torch.where(mask, 0.0, -10000.0)
+
+
+def _masks(item_seq):
+    """RecBole's causal and bidirectional masks of right-padded ``item_seq`` (its ``get_attention_mask``)."""
+    keys = (item_seq != 0)[:, None, None, :]
+    causal = torch.tril(keys.expand(-1, -1, item_seq.shape[1], -1))
+    return {"causal": _additive(causal), "bidirectional": _additive(keys)}
+
+
+def _sequences(batch=5, length=6):
+    lengths = torch.tensor([6, 1, 3, 5, 2])[:batch]
+    item_seq = (torch.arange(length) < lengths[:, None]).long() * torch.randint(1, 9, (batch, length))
+    return item_seq, lengths
+
+
+def _grads(module, inputs, outputs_of):
+    """Outputs and the gradients of a fixed random projection of them, for every parameter and ``inputs``."""
+    module.zero_grad()
+    inputs.grad = None
+    out = outputs_of()
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+    return out.detach(), grads, inputs.grad.clone()
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "relu", "swish", "tanh", "sigmoid"])
+@pytest.mark.parametrize("mask", ["causal", "bidirectional"])
+def test_encoder_outputs_and_gradients_equal_recboles(hidden_act, mask):
+    encoder = _encoder(hidden_act)
+    item_seq, _ = _sequences()
+    attention_mask = _masks(item_seq)[mask]
+    hidden = torch.randn(*item_seq.shape, 8, requires_grad=True)
+    fast = _grads(encoder, hidden, lambda: torch.stack(transformer.encode(encoder, hidden, attention_mask)))
+    ours = _grads(encoder, hidden, lambda: torch.stack(encoder.recbole_forward(hidden, attention_mask)))
+    torch.testing.assert_close(fast[0], ours[0], **TOLERANCE)
+    for name in ours[1]:
+        torch.testing.assert_close(fast[1][name], ours[1][name], **TOLERANCE, msg=name)
+    torch.testing.assert_close(fast[2], ours[2], **TOLERANCE)
+
+
+def test_encoder_in_evaluation_keeps_dropout_off_and_equals_recboles():
+    encoder = _encoder(dropout=0.5).eval()
+    item_seq, _ = _sequences()
+    hidden = torch.randn(*item_seq.shape, 8)
+    for attention_mask in _masks(item_seq).values():
+        with torch.no_grad():
+            fast = encoder(hidden, attention_mask, output_all_encoded_layers=False)
+            ours = encoder.recbole_forward(hidden, attention_mask, output_all_encoded_layers=False)
+        assert len(fast) == 1
+        torch.testing.assert_close(fast[0], ours[0], **TOLERANCE)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_encode_last_equals_recboles_causal_encoder_at_the_read_position(n_layers):
+    """Queries and feed-forward of the last layer only at the read position,
+    the padding columns left to the caller: RecBole's result there, with the
+    same gradients."""
+    encoder = _encoder(n_layers=n_layers)
+    item_seq, lengths = _sequences()
+    hidden = torch.randn(*item_seq.shape, 8, requires_grad=True)
+    rows = torch.arange(len(item_seq))
+    fast = _grads(encoder, hidden, lambda: transformer.encode_last(encoder, hidden, lengths - 1))
+    ours = _grads(encoder, hidden,
+                  lambda: encoder.recbole_forward(hidden, _masks(item_seq)["causal"])[-1][rows, lengths - 1])
+    torch.testing.assert_close(fast[0], ours[0], **TOLERANCE)
+    for name in ours[1]:
+        torch.testing.assert_close(fast[1][name], ours[1][name], **TOLERANCE, msg=name)
+    torch.testing.assert_close(fast[2], ours[2], **TOLERANCE)
+
+
+def test_trained_sasrec_fast_forward_equals_recboles(tiny_data):
+    """A SASRec trained one epoch on the fast path (so the weights are not
+    RecBole's initial ones), on training prefixes of every length: the fast
+    forward, columns after the longest sequence cut, equals RecBole's forward,
+    and so do the scores."""
+    config, train_data, _, model = prepare("SASRec", tiny_data, n_layers=2, n_heads=2, epochs=1)
+    assert model.fast_path and config["fast_path"] is True
+    Trainer(config, model).fit(train_data, saved=False)
+    model.eval()
+    batch = first_batch(train_data)  # prefixes of every length
+    item_seq, lengths = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    assert lengths.min() < lengths.max() < item_seq.shape[1]  # padding to cut and to mask
+    with torch.no_grad():
+        fast = model.forward(item_seq, lengths)
+        ours = model.recbole_forward(item_seq, lengths)
+        torch.testing.assert_close(fast, ours, **TOLERANCE)
+        torch.testing.assert_close(model.full_sort_predict(batch), ours @ model.item_embedding.weight.T, **TOLERANCE)
+
+
+def test_fast_path_false_runs_recboles_code(tiny_data, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the fast path ran with fast_path False")
+
+    monkeypatch.setattr(transformer, "encode", refuse)
+    monkeypatch.setattr(sasrec, "encode_last", refuse)
+    config, train_data, _, model = prepare("SASRec", tiny_data, fast_path=False)
+    assert model.fast_path is False and model.trm_encoder.fast_path is False
+    model.calculate_loss(first_batch(train_data)).backward()
+    _, _, _, fast_model = prepare("SASRec", tiny_data)
+    with pytest.raises(AssertionError, match="the fast path ran"):
+        fast_model.calculate_loss(first_batch(train_data))
+
+
+def test_dropout_drops_p_of_the_elements_keeps_the_mean_and_masks_the_gradient():
+    torch.manual_seed(0)
+    x = torch.full((200_000,), 2.0, requires_grad=True)
+    out = fast_dropout.dropout(x, 0.3, training=True)
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - 0.3) < 0.005
+    _, drop = fast_dropout._drop_threshold(0.3)
+    assert abs(drop - 0.3) <= 2**-17
+    torch.testing.assert_close(out[~dropped], torch.full_like(out[~dropped], 2.0 / (1 - drop)))
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, (~dropped).float() / (1 - drop))
+
+
+def test_dropout_is_the_identity_when_off_and_seeded():
+    x = torch.randn(1000)
+    assert fast_dropout.dropout(x, 0.5, training=False) is x
+    assert fast_dropout.dropout(x, 0.0, training=True) is x
+    assert torch.equal(fast_dropout.dropout(x, 1.0, training=True), torch.zeros(1000))
+    torch.manual_seed(3)
+    first = fast_dropout.dropout(x, 0.5, training=True)
+    torch.manual_seed(3)
+    assert torch.equal(fast_dropout.dropout(x, 0.5, training=True), first)
