@@ -15,15 +15,18 @@ epoch = mean seconds per timed batch x the epoch's batch count (stated in the
 table: an extrapolation, not a full epoch).
 
 Speed options (:mod:`recbole_selfattn.acceleration`, as the trainer applies
-them): ``--options=none,bf16,compile,bf16+compile`` times every model under
+them): ``--options=none,recbole,bf16,compile,bf16+compile`` times every model under
 each, all in the same interleaved rounds; a row's "faster than SASRec" is
 against SASRec under the same options, "vs none" against the same model
-without options. ``--valid_epochs=N`` then trains each of ``--valid_models``
+without options, "vs RecBole's SASRec" against SASRec under ``recbole``
+(``--fast_path=False``: RecBole's own code, where the default runs RecBole's
+Transformer models on the fast path of ``recbole_selfattn/fastpath``).
+``--valid_epochs=N`` then trains each of ``--valid_models``
 for N epochs per option (``recbole_selfattn.quick_start.run``, same seed) and
 reports its best validation metric: the options' effect on quality, from a
 short run.
 
-FLOP floor (plugin models): the matrix-product FLOPs of one training step
+FLOP floor (the plugin models, SASRec and GRU4Rec): the matrix-product FLOPs of one training step
 (``benchmarks/speed_flops.py`` gives the formulas) divided by the fp32
 ``torch.mm`` rate measured here on ``--mm_size`` square matrices; ``measured /
 floor`` says how far above it a model is.
@@ -71,10 +74,10 @@ OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 # option name -> config overrides; "a+b" combines them
-OPTIONS = {"none": {}, "bf16": {"mixed_precision": "bf16"}, "compile": {"compile": True}}
+OPTIONS = {"none": {}, "recbole": {"fast_path": False}, "bf16": {"mixed_precision": "bf16"}, "compile": {"compile": True}}
 COLUMNS = (
     "model", "options", "params", "batches/epoch", "s/batch", "s/epoch (est.)", "faster than SASRec (x)",
-    "vs none (x)", "GFLOP/epoch", "floor s/epoch", "measured / floor", "valid metric",
+    "vs RecBole's SASRec (x)", "vs none (x)", "GFLOP/epoch", "floor s/epoch", "measured / floor", "valid metric",
 )
 
 
@@ -103,7 +106,7 @@ def parse_args(argv=None):
     args.options = [o for o in args.options.split(",") if o]
     unknown = [o for o in args.options if not set(o.split("+")) <= set(OPTIONS)]
     if unknown or not args.options:
-        parser.error(f"unknown --options {unknown}: give some of none, bf16, compile, bf16+compile")
+        parser.error(f"unknown --options {unknown}: give some of none, recbole, bf16, compile, bf16+compile")
     args.config_files = [f for f in args.config_files.replace(",", " ").split() if f]
     args.overrides = {}
     for item in overrides:
@@ -230,8 +233,10 @@ def table(args, argv, runners, rates, loads):
             floor = gflop / rates["fp32"]
             ratio = epoch / floor
         reference, plain = epochs.get((REFERENCE, r.option)), epochs.get((r.name, "none"))
+        recbole_reference = epochs.get((REFERENCE, "recbole"))
         rows.append([r.name, r.option, fmt(r.params), fmt(r.batches_per_epoch), fmt(r.seconds / r.timed, 3),
-                     fmt(epoch, 1), fmt(reference and reference / epoch), fmt(plain and plain / epoch),
+                     fmt(epoch, 1), fmt(reference and reference / epoch),
+                     fmt(recbole_reference and recbole_reference / epoch), fmt(plain and plain / epoch),
                      fmt(gflop, 1), fmt(floor, 2), fmt(ratio, 1), fmt(r.valid_score, 4)])
     config = runners[0].config
     lines = [
@@ -247,11 +252,13 @@ def table(args, argv, runners, rates, loads):
         f"in {args.rounds} interleaved rounds; s/epoch = mean s/batch x batches/epoch (extrapolated)",
         f"- setting: train_batch_size {config['train_batch_size']}, embedding_size {config['embedding_size']}, "
         f"MAX_ITEM_LIST_LENGTH {config['MAX_ITEM_LIST_LENGTH']}, {config['device']}",
-        "- options (`recbole_selfattn/acceleration.py`): none; bf16 = `--mixed_precision=bf16`; compile = "
-        "`--compile=True`; faster than SASRec: against SASRec under the same options; vs none: against the "
-        "same model without options",
-        "- floor: matmul FLOPs of a training step (3 x forward; formulas in `benchmarks/speed.py`) / the fp32 "
-        "matmul rate, for every option; — for the RecBole baselines",
+        "- options: none (the defaults: RecBole's Transformer models on the fast path of "
+        "`recbole_selfattn/fastpath/`); recbole = `--fast_path=False` (RecBole's own code); bf16 = "
+        "`--mixed_precision=bf16`; compile = `--compile=True` (`recbole_selfattn/acceleration.py`); faster than "
+        "SASRec: against SASRec under the same options; vs RecBole's SASRec: against SASRec under `recbole`; "
+        "vs none: against the same model without options",
+        "- floor: matmul FLOPs of a training step (3 x forward; formulas in `benchmarks/speed_flops.py`) / the fp32 "
+        "matmul rate, for every option; — for models without a count",
         f"- valid metric: best validation {config['valid_metric']} of a {args.valid_epochs}-epoch run "
         "(run.py's training, same seed) per model and option; — where none ran",
         "",

@@ -1,4 +1,4 @@
-"""The matrix-product FLOPs of one training step of a plugin model, for the
+"""The matrix-product FLOPs of one training step of a model, for the
 FLOP floor of ``benchmarks/speed.py`` (FLOPs / the measured fp32 matmul
 rate): 2 FLOPs per multiply-add, backward = 2 x forward, so a step is 3 x the
 forward count, counted on each batch. With ``B`` the batch, ``T``
@@ -14,7 +14,15 @@ embedding size, ``N`` the number of item ids (``n_items``, padding included):
   CE scores against all ``N`` items, or ``4 d`` for BPR's two scores);
 * AttRec: ``3 B [2 q L d^2 + 4 L^2 d + 2 T (1 + n) d (1 + [omega > 0])]``
   (``q`` = 1 shared or 2 separate Q/K projections over the window ``L``;
-  attention; distances to ``T`` targets and ``n`` negatives each).
+  attention; distances to ``T`` targets and ``n`` negatives each);
+* SASRec (the work of the fast path, ``recbole_selfattn/fastpath``, the
+  smaller of the two): ``3 B [(n_layers - 1) (8 T d^2 + 4 T^2 d + 4 T d I)
+  + 4 T d^2 + 4 d^2 + 4 T d + 4 d I + S]`` with ``I`` = ``inner_size``
+  (full layers: Q/K/V/output projections, attention, feed-forward; the last
+  layer: keys and values of every position, the rest at the read position
+  only) and ``S`` = ``2 N d`` for CE, ``4 d`` for BPR;
+* GRU4Rec: ``3 B [6 T (e h + h^2) + 6 T (n_layers - 1) 2 h^2 + 2 T h e + S]``
+  (three gates per step and layer; RecBole's dense layer on every position).
 
 The score product ``B x d x N`` dominates MTAW and MIND on large catalogues.
 Element-wise work (softmax, normalisation, dropout) is not counted, so the
@@ -30,11 +38,12 @@ def _longest(model, interaction):
 
 def step_flops(name, model, interaction):
     """Matrix-product FLOPs of one training step (3 x forward) on ``interaction``; see the
-    module docstring. ``None`` for models without a count (the baselines)."""
-    if name not in ("MTAW", "MIND", "AttRec"):
+    module docstring. ``None`` for models without a count."""
+    if name not in ("MTAW", "MIND", "AttRec", "SASRec", "GRU4Rec"):
         return None
     batch = len(interaction)
-    d, n = model.embedding_size, model.n_items
+    d = model.hidden_size if name == "SASRec" else model.embedding_size
+    n = model.n_items
     if name == "MTAW":
         t = _longest(model, interaction)
         per_row = model.n_layers * (6 * t * d * d + 4 * t * t * d) + 2 * d * d + 4 * t * d + 2 * (n - 1) * d
@@ -43,6 +52,15 @@ def step_flops(name, model, interaction):
         mlp = 2 * k * d * d if isinstance(model.interest_layer, torch.nn.Sequential) else 0
         scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
         per_row = 2 * t * d * d + (2 * r - 1) * 2 * t * k * d + 2 * k * d + mlp + scores
+    elif name == "SASRec":
+        t, inner = _longest(model, interaction), model.inner_size
+        scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
+        per_row = (model.n_layers - 1) * (8 * t * d * d + 4 * t * t * d + 4 * t * d * inner)
+        per_row += 4 * t * d * d + 4 * d * d + 4 * t * d + 4 * d * inner + scores
+    elif name == "GRU4Rec":
+        t, h = interaction[model.ITEM_SEQ].shape[1], model.hidden_size
+        scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
+        per_row = 6 * t * (d * h + h * h) + 6 * t * (model.num_layers - 1) * 2 * h * h + 2 * t * h * d + scores
     else:
         projections = 1 if model.key_proj is model.query_proj else 2
         tables = 2 if model.omega > 0 else 1

@@ -43,12 +43,11 @@ def test_speed_table_has_every_model_and_column(tmp_path, monkeypatch):
     assert list(cells) == list(speed.DEFAULT_MODELS)
     assert {row[1] for row in cells.values()} == {"none"}  # the default option
     assert cells["SASRec"][6] == "1.00"  # ratios are to SASRec
-    for name in ("AttRec", "MTAW", "MIND"):
-        assert all(c != "—" for c in cells[name][:-1]), name  # FLOP floor for the plugin models
-        assert float(cells[name][10].replace(",", "")) > 0  # thousands are comma-separated
-    for name in ("SASRec", "GRU4Rec"):
-        assert cells[name][8:11] == ["—", "—", "—"], name
-    assert {row[11] for row in cells.values()} == {"—"}  # no validation runs asked for
+    for name in speed.DEFAULT_MODELS:
+        assert cells[name][7] == "—"  # RecBole's own SASRec (option recbole) was not timed
+        assert all(c != "—" for c in cells[name][8:-1]), name  # a FLOP floor for every model
+        assert float(cells[name][11].replace(",", "")) > 0  # thousands are comma-separated
+    assert {row[12] for row in cells.values()} == {"—"}  # no validation runs asked for
 
 
 def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
@@ -58,7 +57,7 @@ def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
     write_inter(tmp_path / "data", "tiny", cyclic_sequences())
     speed = load_script()
     argv = [
-        "--dataset=tiny", "--models=MTAW,SASRec", "--options=none,bf16", "--batches=1", "--warmup=0",
+        "--dataset=tiny", "--models=MTAW,SASRec", "--options=none,recbole,bf16", "--batches=1", "--warmup=0",
         "--rounds=1", "--mm_size=64", "--output=out", "--valid_epochs=1", "--valid_models=MTAW",
         f"--data_path={tmp_path / 'data'}", "--train_batch_size=64", "--embedding_size=16", "--hidden_size=16",
         "--MAX_ITEM_LIST_LENGTH=10",
@@ -66,10 +65,11 @@ def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
     text = speed.main(argv).read_text()
     assert "bf16" in text.split("\n| model")[0] and "load average" in text
     rows = [[c.strip() for c in row.strip(" |").split("|")] for row in text.split("\n| model")[1].splitlines()[2:]]
-    assert [row[:2] for row in rows] == [["MTAW", "none"], ["MTAW", "bf16"], ["SASRec", "none"], ["SASRec", "bf16"]]
-    assert rows[2][6] == rows[3][6] == "1.00"  # against SASRec under the same option
-    assert rows[0][7] == rows[2][7] == "1.00"  # against the same model without options
-    assert 0 <= float(rows[0][11]) <= 1 and 0 <= float(rows[1][11]) <= 1 and rows[2][11] == "—"
+    assert [row[:2] for row in rows] == [[m, o] for m in ("MTAW", "SASRec") for o in ("none", "recbole", "bf16")]
+    assert rows[3][6] == rows[4][6] == rows[5][6] == "1.00"  # against SASRec under the same option
+    assert rows[4][7] == "1.00"  # RecBole's own SASRec against itself
+    assert rows[0][8] == rows[3][8] == "1.00"  # against the same model without options
+    assert all(0 <= float(rows[i][12]) <= 1 for i in range(3)) and rows[3][12] == "—"
 
 
 def test_unknown_option_is_refused(capsys):
