@@ -152,3 +152,22 @@ def test_dropout_is_the_identity_when_off_and_seeded():
     first = fast_dropout.dropout(x, 0.5, training=True)
     torch.manual_seed(3)
     assert torch.equal(fast_dropout.dropout(x, 0.5, training=True), first)
+
+
+@pytest.mark.parametrize("mask", ["causal", "bidirectional", "read position"])
+def test_training_attention_path_computes_recboles_attention(mask, monkeypatch):
+    """The per-head attention of training (taken when attention dropout is on)
+    with the dropout itself made the identity: RecBole's encoder without dropout."""
+    monkeypatch.setattr(transformer, "dropout", lambda x, p, training: x)
+    encoder = _encoder(dropout=0.5)
+    reference = _encoder(dropout=0.0).eval()
+    item_seq, lengths = _sequences()
+    hidden = torch.randn(*item_seq.shape, 8)
+    with torch.no_grad():
+        ours = reference.recbole_forward(hidden, _masks(item_seq)["causal" if mask == "read position" else mask])
+        if mask == "read position":
+            fast = transformer.encode_last(encoder, hidden, lengths - 1)
+            ours = ours[-1][torch.arange(len(item_seq)), lengths - 1]
+        else:
+            fast, ours = torch.stack(transformer.encode(encoder, hidden, _masks(item_seq)[mask])), torch.stack(ours)
+    torch.testing.assert_close(fast, ours, **TOLERANCE)
