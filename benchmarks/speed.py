@@ -1,4 +1,4 @@
-"""Training speed: seconds per epoch of AttRec, MTAW, MIND, SASRec and GRU4Rec.
+"""Training speed: seconds per epoch of AttRec, MTAW, MIND, SASRec, GRU4Rec and Caser.
 
 Every model is built in this one process on the same dataset, protocol,
 batch size, ``embedding_size`` (SASRec's and GRU4Rec's ``hidden_size``) and
@@ -19,14 +19,16 @@ them): ``--options=none,recbole,bf16,compile,bf16+compile`` times every model un
 each, all in the same interleaved rounds; a row's "faster than SASRec" is
 against SASRec under the same options, "vs none" against the same model
 without options, "vs RecBole's SASRec" against SASRec under ``recbole``
-(``--fast_path=False``: RecBole's own code, where the default runs RecBole's
-Transformer models on the fast path of ``recbole_selfattn/fastpath``).
+(``--fast_path=False``: RecBole's own code and glibc's default allocation,
+where the default runs RecBole's Transformer models on the fast path of
+``recbole_selfattn/fastpath`` and every model with freed memory kept in the
+process, ``recbole_selfattn/fastpath/allocator.py``).
 ``--valid_epochs=N`` then trains each of ``--valid_models``
 for N epochs per option (``recbole_selfattn.quick_start.run``, same seed) and
 reports its best validation metric: the options' effect on quality, from a
 short run.
 
-FLOP floor (the plugin models, SASRec and GRU4Rec): the matrix-product FLOPs of one training step
+FLOP floor (every model above): the matrix-product FLOPs of one training step
 (``benchmarks/speed_flops.py`` gives the formulas) divided by the fp32
 ``torch.mm`` rate measured here on ``--mm_size`` square matrices; ``measured /
 floor`` says how far above it a model is.
@@ -61,10 +63,11 @@ from recbole_selfattn import acceleration, quick_start
 from recbole_selfattn.benchmark import cpu_name
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
+from recbole_selfattn.fastpath import allocator
 from recbole_selfattn.utils import get_model
 from speed_flops import step_flops  # noqa: E402
 
-DEFAULT_MODELS = ("AttRec", "MTAW", "MIND", "SASRec", "GRU4Rec")
+DEFAULT_MODELS = ("AttRec", "MTAW", "MIND", "SASRec", "GRU4Rec", "Caser")
 REFERENCE = "SASRec"
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -179,6 +182,8 @@ class Runner:
             return next(self._batches)
 
     def step(self, timed):
+        # the allocator is per process: set it for this runner's option (fastpath/allocator.py)
+        allocator.retain_freed_memory(self.config["fast_path"] is not False)
         self.model.train()
         start = time.perf_counter()
         interaction = self._next_batch().to(self.config["device"])
@@ -253,7 +258,8 @@ def table(args, argv, runners, rates, loads):
         f"- setting: train_batch_size {config['train_batch_size']}, embedding_size {config['embedding_size']}, "
         f"MAX_ITEM_LIST_LENGTH {config['MAX_ITEM_LIST_LENGTH']}, {config['device']}",
         "- options: none (the defaults: RecBole's Transformer models on the fast path of "
-        "`recbole_selfattn/fastpath/`); recbole = `--fast_path=False` (RecBole's own code); bf16 = "
+        "`recbole_selfattn/fastpath/`, every model with freed memory kept in the process); recbole = "
+        "`--fast_path=False` (RecBole's own code, glibc's default allocation); bf16 = "
         "`--mixed_precision=bf16`; compile = `--compile=True` (`recbole_selfattn/acceleration.py`); faster than "
         "SASRec: against SASRec under the same options; vs RecBole's SASRec: against SASRec under `recbole`; "
         "vs none: against the same model without options",

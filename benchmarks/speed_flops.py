@@ -22,7 +22,11 @@ embedding size, ``N`` the number of item ids (``n_items``, padding included):
   layer: keys and values of every position, the rest at the read position
   only) and ``S`` = ``2 N d`` for CE, ``4 d`` for BPR;
 * GRU4Rec: ``3 B [6 T (e h + h^2) + 6 T (n_layers - 1) 2 h^2 + 2 T h e + S]``
-  (three gates per step and layer; RecBole's dense layer on every position).
+  (three gates per step and layer; RecBole's dense layer on every position);
+* Caser: ``3 B [2 n_v L d + sum_{h=1..L} 2 n_h (L - h + 1) h d + 2 (n_v d + n_h L) d
+  + 4 d^2 + S]`` with ``L`` = ``MAX_ITEM_LIST_LENGTH`` (Caser convolves every
+  column, padding included): the vertical filters, the ``n_h`` horizontal
+  filters of every height ``h``, ``fc1`` and ``fc2``.
 
 The score product ``B x d x N`` dominates MTAW and MIND on large catalogues.
 Element-wise work (softmax, normalisation, dropout) is not counted, so the
@@ -39,7 +43,7 @@ def _longest(model, interaction):
 def step_flops(name, model, interaction):
     """Matrix-product FLOPs of one training step (3 x forward) on ``interaction``; see the
     module docstring. ``None`` for models without a count."""
-    if name not in ("MTAW", "MIND", "AttRec", "SASRec", "GRU4Rec"):
+    if name not in ("MTAW", "MIND", "AttRec", "SASRec", "GRU4Rec", "Caser"):
         return None
     batch = len(interaction)
     d = model.hidden_size if name == "SASRec" else model.embedding_size
@@ -61,6 +65,11 @@ def step_flops(name, model, interaction):
         t, h = interaction[model.ITEM_SEQ].shape[1], model.hidden_size
         scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
         per_row = 6 * t * (d * h + h * h) + 6 * t * (model.num_layers - 1) * 2 * h * h + 2 * t * h * d + scores
+    elif name == "Caser":
+        length, n_h, n_v = model.max_seq_length, model.n_h, model.n_v
+        scores = 4 * d if model.loss_type == "BPR" else 2 * n * d
+        horizontal = sum(2 * n_h * (length - h + 1) * h * d for h in range(1, length + 1))
+        per_row = 2 * n_v * length * d + horizontal + 2 * (n_v * d + n_h * length) * d + 4 * d * d + scores
     else:
         projections = 1 if model.key_proj is model.query_proj else 2
         tables = 2 if model.omega > 0 else 1

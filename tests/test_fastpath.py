@@ -3,11 +3,14 @@ outputs and gradients of ``TransformerEncoder`` on random inputs and masks,
 SASRec's sequence representations on a trained model, the off switch, and
 the dropout mask's statistics."""
 
+import ctypes
+
 import pytest
 import torch
 from recbole.model.layers import TransformerEncoder
 from recbole.trainer import Trainer
 
+from recbole_selfattn.fastpath import allocator
 from recbole_selfattn.fastpath import dropout as fast_dropout
 from recbole_selfattn.fastpath import sasrec
 from recbole_selfattn.fastpath import transformer
@@ -171,3 +174,41 @@ def test_training_attention_path_computes_recboles_attention(mask, monkeypatch):
         else:
             fast, ours = torch.stack(transformer.encode(encoder, hidden, _masks(item_seq)[mask])), torch.stack(ours)
     torch.testing.assert_close(fast, ours, **TOLERANCE)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _mapped_bytes():
+    """glibc's bytes in mmap-ed blocks (``mallinfo2().hblkhd``)."""
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    return mallinfo2().hblkhd
+
+
+@pytest.mark.skipif(not allocator.retain_freed_memory(True) or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+                    reason="glibc >= 2.33 only")
+def test_retained_memory_serves_large_tensors_from_the_heap(tiny_data):
+    """With freed memory retained, a 64 MiB tensor comes from the heap (no new
+    mmap, which the kernel would page in afresh); with the default restored it
+    is mmap-ed again. Building a model on the fast path retains, off restores."""
+    size = 16 * 1024 * 1024  # float32: 64 MiB, above glibc's largest mmap threshold
+    try:
+        allocator.retain_freed_memory(True)
+        before = _mapped_bytes()
+        tensor = torch.ones(size)
+        assert _mapped_bytes() - before < size * 4
+        del tensor
+        allocator.retain_freed_memory(False)
+        before = _mapped_bytes()
+        tensor = torch.ones(size)
+        assert _mapped_bytes() - before >= size * 4
+        del tensor
+        prepare("SASRec", tiny_data)
+        assert allocator._state["retained"] is True
+        prepare("SASRec", tiny_data, fast_path=False)
+        assert allocator._state["retained"] is False
+    finally:
+        allocator.retain_freed_memory(True)

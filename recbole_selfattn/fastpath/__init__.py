@@ -4,8 +4,12 @@ After ``import recbole_selfattn``, RecBole's ``TransformerEncoder`` (SASRec,
 BERT4Rec, FDSA, S3Rec, ...) and SASRec's own ``forward`` run the functions of
 :mod:`recbole_selfattn.fastpath.transformer` on the models' own parameters,
 so outputs and gradients equal RecBole's within float32 rounding and
-checkpoints are interchangeable. A model built from a config with
-``fast_path: False`` (``--fast_path=False``) runs RecBole's code unchanged.
+checkpoints are interchangeable. Building a sequential model on the fast path
+also keeps freed memory in the process (:mod:`recbole_selfattn.fastpath.allocator`:
+large tensors are not paged in anew at every allocation), for RecBole's
+models and the plugin's alike. A model built from a config with
+``fast_path: False`` (``--fast_path=False``) runs RecBole's code and glibc's
+default allocation unchanged.
 The patches are installed when RecBole's model modules are first imported,
 so importing the plugin still imports no model code.
 """
@@ -15,6 +19,7 @@ import functools
 import torch
 
 from recbole_selfattn.compat import after_import
+from recbole_selfattn.fastpath import allocator
 
 _LAYERS = "recbole.model.layers"
 _SASREC = "recbole.model.sequential_recommender.sasrec"
@@ -28,11 +33,13 @@ def enabled(module):
 
 def _record_choice(init):
     """Wrap ``SequentialRecommender.__init__`` to read ``fast_path`` (default
-    True) from the config before the model builds its layers."""
+    True) from the config before the model builds its layers, and set the
+    allocator to match."""
 
     @functools.wraps(init)
     def wrapped(self, config, dataset):
         self.fast_path = config["fast_path"] is not False
+        allocator.retain_freed_memory(self.fast_path)
         init(self, config, dataset)
 
     return wrapped

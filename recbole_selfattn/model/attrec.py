@@ -20,6 +20,7 @@ from torch import nn
 
 from recbole_selfattn.config import require
 from recbole_selfattn.data.dataset import next_items_field
+from recbole_selfattn.fastpath.dropout import Dropout
 
 
 class AttRec(SequentialRecommender):
@@ -127,7 +128,7 @@ class AttRec(SequentialRecommender):
         self.key_proj = self.query_proj if config["share_qk"] else (
             nn.Linear(self.embedding_size, self.embedding_size, bias=False)  # W_K
         )
-        self.dropout = nn.Dropout(config["dropout_prob"])
+        self.dropout = Dropout(config["dropout_prob"])
         self.register_buffer("time_embedding", self._timing_signal(self.L, self.embedding_size))
         self.metric_tables = [self.item_embedding]
         if self.omega > 0:
@@ -199,8 +200,10 @@ class AttRec(SequentialRecommender):
     def forward(self, item_seq, item_seq_len):
         """The short-term intent ``m_t^u`` ``[B, d]``: the mean of ``s X_t^u`` over real positions."""
         values, valid, weights = self._attend(item_seq, item_seq_len)
-        attended = torch.matmul(weights, values)  # padded rows are already 0
-        return attended.sum(dim=1) / valid.sum(dim=1, keepdim=True).clamp(min=1)
+        # sum_rows(s X) = (column sums of s) X: one [1, L] x [L, d] product per sequence
+        # instead of [L, L] x [L, d] (padded rows of s are already 0)
+        attended = torch.bmm(weights.sum(dim=1, keepdim=True), values).squeeze(1)
+        return attended / valid.sum(dim=1, keepdim=True).clamp(min=1)
 
     def _distance(self, interaction, seq_output, items):
         """``y(u, i)`` for ``items`` ``[B, ...]``: same shape as ``items``."""

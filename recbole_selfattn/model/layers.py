@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_selfattn.fastpath.dropout import Dropout
+
 
 class AWLoss(nn.Module):
     r"""Adaptive-weight loss, ``-(2 - 2p)^gamma * log p``, averaged over the batch.
@@ -71,8 +73,16 @@ def key_value_maps(hidden_size, projected):
 class InterestTrackingLayer(nn.Module):
     r"""One ITL: every step's query ``ReLU(MLP(x_t))`` attends over the
     layer's inputs ``X`` (keys = values = ``X``, or their linear maps with
-    ``kv_projection``) under ``mask``, then ``L = LayerNorm(L' + Dropout(FFN(L')))``
-    (``residual`` says which tensor the residual adds; see the module docstring)."""
+    ``kv_projection``) at its own and earlier steps (a causal mask), then
+    ``L = LayerNorm(L' + Dropout(FFN(L')))`` (``residual`` says which tensor the
+    residual adds; see the module docstring).
+
+    The mask is causal only: over right-padded sequences a real step ``t``
+    sees only real steps ``j <= t``, so the padding needs no mask of its own
+    (padded steps' rows are meaningless and never reach a real one). The
+    causal form runs PyTorch's fused attention kernel, no ``[B, T, T]`` mask
+    is built, and the FFN's dropout draws the cheaper mask of
+    :class:`~recbole_selfattn.fastpath.dropout.Dropout`."""
 
     def __init__(self, hidden_size, dropout_prob, layer_norm_eps, residual="ffn", kv_projection=False):
         super().__init__()
@@ -82,15 +92,17 @@ class InterestTrackingLayer(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size)
         )
-        self.dropout = nn.Dropout(dropout_prob)
+        self.dropout = Dropout(dropout_prob)
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         if residual == "both":
             self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
-    def forward(self, x, mask):
-        """``x`` ``[B, T, d]``, ``mask`` ``[B, T, T]`` (True = may attend) -> ``[B, T, d]``."""
+    def forward(self, x):
+        """``x`` ``[B, T, d]`` -> ``[B, T, d]``; step ``t`` of the output depends on steps ``<= t``."""
         query = F.relu(self.query(x))
-        attended = F.scaled_dot_product_attention(query, self.key(x), self.value(x), attn_mask=mask)
+        # one head, [B, 1, T, d]: the fused kernel takes 4-d inputs only
+        heads = (t.unsqueeze(1) for t in (query, self.key(x), self.value(x)))
+        attended = F.scaled_dot_product_attention(*heads, is_causal=True).squeeze(1)
         if self.residual == "both":
             attended = self.attention_norm(x + attended)
         shortcut = x if self.residual == "input" else attended

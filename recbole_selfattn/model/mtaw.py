@@ -165,11 +165,8 @@ class MTAW(SequentialRecommender):
         if self.reverse_positions:  # the last item is position 0; padded positions are masked
             positions = (item_seq_len.unsqueeze(1) - 1 - positions).clamp(min=0)
         x = self.item_embedding(item_seq) + self.position_embedding(positions)
-        causal = torch.ones(seq_length, seq_length, dtype=torch.bool, device=item_seq.device).tril()
-        valid = self._valid_positions(item_seq, item_seq_len)
-        mask = causal & valid.unsqueeze(1)  # [B, T, T]: query t sees the real keys j <= t
         for layer in self.itl_layers:
-            x = layer(x, mask)
+            x = layer(x)  # causal: a real step sees real steps only (sequences are right-padded)
         return x
 
     def interest_enhancing(self, item_seq, item_seq_len):
