@@ -11,7 +11,8 @@ No public code exists; this follows the paper's equations (``docs/models.md``, "
 * embedding, ``x_k = e_{i_k} + p_k`` (item plus learned position embedding);
 * Interest Tracking Layer (ITL), ``Q_x = ReLU(MLP(x_t))``,
   ``l'_t = Attention(Q_x, X'_t, X'_t)`` over the prefix ``X'_t = {x_1 .. x_t}``
-  (all steps at once under a causal + padding mask), then
+  (all steps at once under a causal mask, which over right-padded sequences
+  keeps every real step to real steps), then
   ``L = LayerNorm(L' + Dropout(FFN(L')))`` with ``FFN = MLP(ReLU(MLP(.)))``;
   ``n_layers`` ITLs are stacked;
 * Interest Enhancing Layer (IEL), ``Q_l = ReLU(MLP(l_m))`` from the last real
