@@ -181,11 +181,15 @@ class _MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def _mapped_bytes():
-    """glibc's bytes in mmap-ed blocks (``mallinfo2().hblkhd``)."""
+def _mallinfo():
     mallinfo2 = ctypes.CDLL(None).mallinfo2
     mallinfo2.restype = _MallInfo2
-    return mallinfo2().hblkhd
+    return mallinfo2()
+
+
+def _mapped_bytes():
+    """glibc's bytes in mmap-ed blocks (``mallinfo2().hblkhd``)."""
+    return _mallinfo().hblkhd
 
 
 @pytest.mark.skipif(not allocator.retain_freed_memory(True) or not hasattr(ctypes.CDLL(None), "mallinfo2"),
@@ -202,9 +206,11 @@ def test_retained_memory_serves_large_tensors_from_the_heap(tiny_data):
         assert _mapped_bytes() - before < size * 4
         del tensor
         allocator.retain_freed_memory(False)
+        # larger than all the heap's free memory, so no free heap block can serve it
+        larger = size + _mallinfo().fordblks // 4
         before = _mapped_bytes()
-        tensor = torch.ones(size)
-        assert _mapped_bytes() - before >= size * 4
+        tensor = torch.ones(larger)
+        assert _mapped_bytes() - before >= larger * 4
         del tensor
         prepare("SASRec", tiny_data)
         assert allocator._state["retained"] is True
