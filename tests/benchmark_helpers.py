@@ -51,7 +51,8 @@ def machine_paths_in(folder, *paths):
     paths = [str(p) for p in paths] + [sys.prefix]
     found = []
     for file in sorted(folder.rglob("*")):
-        if file.is_file() and file.suffix in (".json", ".yaml", ".md", ".csv", ".log", ".lock"):
+        # checkpoints too: torch.save stores the config's strings uncompressed
+        if file.is_file() and file.suffix in (".json", ".yaml", ".md", ".csv", ".log", ".lock", ".pth"):
             text = file.read_text(errors="replace")
             found += [(str(file.relative_to(folder)), p) for p in paths if p in text]
     return found

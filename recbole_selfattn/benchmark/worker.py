@@ -179,6 +179,8 @@ def _train(args, paths):
     try:
         source = "recbole" if get_model(model).__module__.startswith("recbole.") else "plugin"
         config = Config(model, dataset, files, None, cmd_args=cmd_args)
+        # the checkpoints keep the run's config: its data folder relative, as the other paths
+        cmd_args.append(f"--data_path={records.relative(os.path.dirname(config['data_path']))}")
         write_config_yaml(paths.config, config.final_config_dict, record["command"], title)
         result = run(model, dataset, files, None, saved=True, cmd_args=cmd_args)
         final = getattr(result["config"], "final_config_dict", result["config"])
