@@ -183,7 +183,7 @@ class Runner:
 
     def step(self, timed):
         # the allocator is per process: set it for this runner's option (fastpath/allocator.py)
-        allocator.retain_freed_memory(self.config["fast_path"] is not False)
+        allocator.retain_freed_memory(self.model.fast_path)
         self.model.train()
         start = time.perf_counter()
         interaction = self._next_batch().to(self.config["device"])

@@ -192,7 +192,7 @@ def _mapped_bytes():
     return _mallinfo().hblkhd
 
 
-@pytest.mark.skipif(not allocator.retain_freed_memory(True) or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+@pytest.mark.skipif(allocator._mallopt() is None or not hasattr(ctypes.CDLL(None), "mallinfo2"),
                     reason="glibc >= 2.33 only")
 def test_retained_memory_serves_large_tensors_from_the_heap(tiny_data):
     """With freed memory retained, a 64 MiB tensor comes from the heap (no new
