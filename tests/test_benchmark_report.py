@@ -117,6 +117,12 @@ def test_old_results_folders_are_read_without_significance_or_times(name, tmp_pa
         pytest.skip(f"results/{name} is not in this checkout")
     output = tmp_path / name
     shutil.copytree(REPO / "results" / name, output)
+    # the folder as it was before RecBole's baselines ran in it: their run files
+    # (new ones, with per-user metrics) are left out, the plugin models' old ones stay
+    for run in (output / "runs").glob("*.json"):
+        if json.loads(run.read_text()).get("source") == "recbole":
+            run.unlink()
+            (output / "per_user" / run.name).unlink(missing_ok=True)
     code, out, err = run_main(["--report-only", f"--output={output}"])
     assert code == 0, err
     summary = json.loads((output / "results.json").read_text())
