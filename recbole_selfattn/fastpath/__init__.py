@@ -1,9 +1,10 @@
-"""The fast path for RecBole's Transformer models: on by default, off with ``fast_path: False``.
+"""The fast path for RecBole's Transformer models and Caser: on by default, off with ``fast_path: False``.
 
 After ``import recbole_selfattn``, RecBole's ``TransformerEncoder`` (SASRec,
 BERT4Rec, FDSA, S3Rec, ...) and SASRec's own ``forward`` run the functions of
-:mod:`recbole_selfattn.fastpath.transformer` on the models' own parameters,
-so outputs and gradients equal RecBole's within float32 rounding and
+:mod:`recbole_selfattn.fastpath.transformer`, and Caser's ``forward`` those of
+:mod:`recbole_selfattn.fastpath.caser`, on the models' own parameters, so
+outputs and gradients equal RecBole's within float32 rounding and
 checkpoints are interchangeable. Building a sequential model on the fast path
 also keeps freed memory in the process (:mod:`recbole_selfattn.fastpath.allocator`:
 large tensors are not paged in anew at every allocation), for RecBole's
@@ -23,6 +24,7 @@ from recbole_selfattn.fastpath import allocator
 
 _LAYERS = "recbole.model.layers"
 _SASREC = "recbole.model.sequential_recommender.sasrec"
+_CASER = "recbole.model.sequential_recommender.caser"
 _BASE = "recbole.model.abstract_recommender"
 
 
@@ -84,21 +86,35 @@ def _patch_encoder():
     TransformerEncoder.recbole_forward = recbole_forward
 
 
+def _patch_forward(cls, fast_forward):
+    """Run ``fast_forward(model, *inputs)`` as ``cls.forward`` on the fast path;
+    RecBole's forward stays available as ``recbole_forward``."""
+    recbole_forward = cls.forward
+
+    @functools.wraps(recbole_forward)
+    def forward(self, *inputs):
+        if enabled(self):
+            return fast_forward(self, *inputs)
+        return recbole_forward(self, *inputs)
+
+    cls.forward = forward
+    cls.recbole_forward = recbole_forward
+
+
 def _patch_sasrec():
     from recbole.model.sequential_recommender.sasrec import SASRec
 
-    from recbole_selfattn.fastpath.sasrec import forward as fast_forward
+    from recbole_selfattn.fastpath import sasrec
 
-    recbole_forward = SASRec.forward
+    _patch_forward(SASRec, sasrec.forward)
 
-    @functools.wraps(recbole_forward)
-    def forward(self, item_seq, item_seq_len):
-        if enabled(self):
-            return fast_forward(self, item_seq, item_seq_len)
-        return recbole_forward(self, item_seq, item_seq_len)
 
-    SASRec.forward = forward
-    SASRec.recbole_forward = recbole_forward
+def _patch_caser():
+    from recbole.model.sequential_recommender.caser import Caser
+
+    from recbole_selfattn.fastpath import caser
+
+    _patch_forward(Caser, caser.forward)
 
 
 def apply():
@@ -106,3 +122,4 @@ def apply():
     after_import(_BASE, _patch_base)
     after_import(_LAYERS, _patch_encoder)
     after_import(_SASREC, _patch_sasrec)
+    after_import(_CASER, _patch_caser)
