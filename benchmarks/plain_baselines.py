@@ -1,0 +1,159 @@
+"""Untrained baselines on the leaderboard's protocol: how far a learned model is above counting.
+
+Two scorers are built from the training split alone and evaluated by
+RecBole's own ``Trainer.evaluate`` on the same validation and test loaders a
+``run.py`` run uses (same split, full ranking, same metrics), so their
+figures sit beside the models' on one protocol:
+
+* **Pop**: an item's score is its number of training interactions;
+* **Window(W)**: item-to-item transition counts. ``C[a, b]`` counts how
+  often ``b`` is a training target within the ``W`` items after ``a``
+  (prefix ``[.., a, x_1 .. x_{k-1}] -> b`` with ``k <= W``); a sequence's
+  score for ``b`` is ``sum_k C[item_{-k}, b]`` over its last ``W`` items (a
+  mean-pooled window of item-item co-occurrences; ``W = 1`` is a first-order
+  Markov chain). Ties are broken by popularity.
+
+``W`` is chosen on the validation metric; the test figures are reported once,
+for Pop and the chosen window::
+
+    python benchmarks/plain_baselines.py --dataset=ml-1m \\
+        --config_files=recbole_selfattn/properties/benchmark/ml-1m.yaml \\
+        --output=results/studies/plain-baselines-ml-1m
+
+Writes ``<output>/results.md``. The counts run in seconds; nothing is trained.
+"""
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import recbole
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.trainer import Trainer
+from recbole.utils import init_seed
+
+import recbole_selfattn
+from recbole_selfattn.benchmark import cpu_name
+from recbole_selfattn.benchmark.records import metric_label, portable_text
+from recbole_selfattn.cli.main import command, exit_with
+from recbole_selfattn.config import Config
+from recbole_selfattn.data import create_dataset, data_preparation
+
+WINDOWS = (1, 2, 3, 5, 10)
+# The data pipeline a CE-trained sequential model gets; the scorers ignore the model.
+PIPELINE_MODEL = "GRU4Rec"
+TIE_BREAK = 1e-6  # popularity's weight: orders items with equal counts, never two different counts
+
+
+class CountScorer(SequentialRecommender):
+    """Scores from training counts (:data:`window` 0: popularity alone).
+    RecBole's evaluation calls ``full_sort_predict``; nothing is trained."""
+
+    def __init__(self, config, dataset, window):
+        super().__init__(config, dataset)
+        self.window = window
+        self.placeholder = torch.nn.Parameter(torch.zeros(1))  # RecBole's Trainer builds an optimiser
+        seq, length, target = (dataset.inter_feat[key] for key in (self.ITEM_SEQ, self.ITEM_SEQ_LEN, self.ITEM_ID))
+        self.popularity = torch.bincount(target, minlength=self.n_items).float()
+        self.transitions = self._transitions(seq, length, target) if window else None
+
+    def _transitions(self, seq, length, target):
+        """The sparse ``[n_items, n_items]`` counts ``C^T[b, a]``: ``b`` within ``window`` items after ``a``."""
+        rows, cols = [], []
+        for back in range(1, self.window + 1):
+            present = length >= back
+            rows.append(seq[present, length[present] - back])
+            cols.append(target[present])
+        index = torch.stack([torch.cat(cols), torch.cat(rows)])
+        ones = torch.ones(index.shape[1])
+        return torch.sparse_coo_tensor(index, ones, (self.n_items, self.n_items), check_invariants=True).coalesce()
+
+    def full_sort_predict(self, interaction):
+        scores = TIE_BREAK * self.popularity.expand(len(interaction), -1)
+        if self.transitions is None:
+            return scores.clone()
+        seq, length = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        recent = torch.zeros(len(seq), self.n_items)  # how often each item is among the last `window`
+        for back in range(1, self.window + 1):
+            present = torch.nonzero(length >= back).squeeze(1)
+            recent.index_put_((present, seq[present, length[present] - back]), torch.ones(len(present)),
+                              accumulate=True)
+        recent[:, 0] = 0  # the padding item
+        return scores + (self.transitions @ recent.t()).t()
+
+    def calculate_loss(self, interaction):
+        raise NotImplementedError("count scorers are not trained")
+
+    def predict(self, interaction):
+        raise NotImplementedError("count scorers rank all items (full_sort_predict)")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--config_files", default="", help="protocol YAML files, comma- or space-separated")
+    parser.add_argument("--output", required=True, help="folder of results.md")
+    args, overrides = parser.parse_known_args(argv)
+    args.config_files = [f for f in args.config_files.replace(",", " ").split() if f]
+    args.overrides = overrides
+    return args
+
+
+def evaluate(config, train_data, loader, window):
+    init_seed(config["seed"], config["reproducibility"])
+    scorer = CountScorer(config, train_data._dataset, window)
+    trainer = Trainer(config, scorer)
+    return dict(trainer.evaluate(loader, load_best_model=False, show_progress=False))
+
+
+def markdown(argv, config, valid, test, chosen, metrics, seconds):
+    label = {0: "Pop", **{w: f"Window(W={w})" for w in WINDOWS}}
+    names = [metric_label(m) for m in metrics]
+    lines = [
+        f"# Untrained baselines on {config['dataset']}", "",
+        f"- command: `{' '.join(['python', 'benchmarks/plain_baselines.py', *argv])}`",
+        f"- budget: no training; counts from the training split ({seconds:.0f} s for everything here)",
+        f"- protocol: {config['eval_args']}, valid metric {config['valid_metric']}, "
+        f"MAX_ITEM_LIST_LENGTH {config['MAX_ITEM_LIST_LENGTH']}",
+        f"- machine: {cpu_name()}, CPU",
+        f"- versions: Python {platform.python_version()}, torch {torch.__version__}, RecBole {recbole.__version__}, "
+        f"recbole-selfattn {recbole_selfattn.__version__}",
+        f"- chosen on validation {config['valid_metric']}: {label[chosen]}; test figures only for Pop and it",
+        "", "| Row | " + " | ".join(f"valid {m}" for m in names) + " | " + " | ".join(f"test {m}" for m in names)
+        + " |", "|---|" + "---:|" * (2 * len(metrics)),
+    ]
+    for window, result in valid.items():
+        tested = test.get(window)
+        cells = [f"{result[m]:.4f}" for m in metrics] + [f"{tested[m]:.4f}" if tested else "—" for m in metrics]
+        name = f"**{label[window]}** (chosen)" if window == chosen else label[window]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _main(argv):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    config = Config(PIPELINE_MODEL, args.dataset, args.config_files, {"state": "WARNING"}, cmd_args=args.overrides)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    key = config["valid_metric"].lower()
+    valid = {window: evaluate(config, train_data, valid_data, window) for window in (0, *WINDOWS)}
+    chosen = max(WINDOWS, key=lambda window: valid[window][key])
+    test = {window: evaluate(config, train_data, test_data, window) for window in (0, chosen)}
+    cutoff = "@" + key.split("@")[1] if "@" in key else ""
+    metrics = [metric for metric in valid[0] if metric.endswith(cutoff)]  # at the valid metric's cut-off
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    text = portable_text(markdown(argv, config, valid, test, chosen, metrics, time.perf_counter() - start))
+    (output / "results.md").write_text(text)
+    print(text)
+
+
+def main(argv=None):
+    return command(_main, __doc__, argv)
+
+
+if __name__ == "__main__":
+    exit_with(main)
