@@ -1,14 +1,26 @@
 """Helpers of the benchmark tests: the command called in-process, its output
-and files read back, and a tiny benchmark protocol."""
+and files read back, a tiny benchmark protocol, and the scripts of
+``benchmarks/`` loaded as modules."""
 
+import importlib.util
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import yaml
 
 from recbole_selfattn import benchmark
 from tests.conftest import cyclic_sequences, tiny_config, write_inter
+
+
+def load_script(name):
+    """``benchmarks/<name>.py`` as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_main(argv):

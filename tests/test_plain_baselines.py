@@ -2,28 +2,19 @@
 split's, a sequence's scores are the sums of its last items' counts, and the
 table chooses the window on validation and tests only Pop and that window."""
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
 import torch
 from recbole.data.interaction import Interaction
 
+from tests.benchmark_helpers import load_script
 from tests.conftest import cyclic_sequences, write_inter
 from tests.test_acceleration import prepare
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plain_baselines.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("plain_baselines", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _scorer(tiny_data, window):
-    baselines = load_script()
+    baselines = load_script("plain_baselines")
     config, train_data, _, _ = prepare("GRU4Rec", tiny_data)
     return baselines, baselines.CountScorer(config, train_data._dataset, window), train_data._dataset
 
@@ -56,13 +47,14 @@ def test_scores_sum_the_counts_of_the_last_items(tiny_data):
 def test_table_chooses_the_window_on_validation_and_tests_pop_and_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data", "tiny", cyclic_sequences())
-    baselines = load_script()
+    baselines = load_script("plain_baselines")
     argv = ["--dataset=tiny", "--output=out", f"--data_path={tmp_path / 'data'}", "--MAX_ITEM_LIST_LENGTH=10",
             "--load_col={'inter': ['user_id', 'item_id', 'timestamp']}"]
     assert baselines.main(argv) == 0
     text = (Path("out") / "results.md").read_text()
     assert str(tmp_path) not in text and "--data_path=data" in text
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ") and "Row" not in line}
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "Row" not in line]
+    rows = {line.split("|")[1].strip(): line for line in lines}
     assert set(rows) == {"Pop", "**Window(W=1)** (chosen)", *(f"Window(W={w})" for w in (2, 3, 5, 10))}
     chosen = rows["**Window(W=1)** (chosen)"].split("|")[2:-1]
     assert float(chosen[2]) > 0.95  # the ring's next item is always the successor: W = 1 ranks it first
@@ -72,5 +64,5 @@ def test_table_chooses_the_window_on_validation_and_tests_pop_and_it(tmp_path, m
 
 def test_bad_dataset_is_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert load_script().main(["--dataset=nowhere", "--output=out", f"--data_path={tmp_path}"]) == 2
+    assert load_script("plain_baselines").main(["--dataset=nowhere", "--output=out", f"--data_path={tmp_path}"]) == 2
     assert capsys.readouterr().err.startswith("error: ")

@@ -2,27 +2,18 @@
 tiny generated dataset and writes a table with the promised columns and rows.
 No timing is asserted (timings are the lead's committed table)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.benchmark_helpers import load_script
 from tests.conftest import cyclic_sequences, write_inter
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_speed_table_has_every_model_and_column(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data", "tiny", cyclic_sequences())
-    speed = load_script()
+    speed = load_script("speed")
     argv = [
         "--dataset=tiny", "--batches=2", "--warmup=1", "--rounds=2", "--mm_size=64", "--output=out",
         f"--data_path={tmp_path / 'data'}", "--train_batch_size=64", "--embedding_size=16", "--hidden_size=16",
@@ -55,7 +46,7 @@ def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
     model without options, and the best validation score of a short run."""
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data", "tiny", cyclic_sequences())
-    speed = load_script()
+    speed = load_script("speed")
     argv = [
         "--dataset=tiny", "--models=MTAW,SASRec", "--options=none,recbole,bf16", "--batches=1", "--warmup=0",
         "--rounds=1", "--mm_size=64", "--output=out", "--valid_epochs=1", "--valid_models=MTAW",
@@ -73,7 +64,7 @@ def test_speed_table_of_options_with_validation_runs(tmp_path, monkeypatch):
 
 
 def test_unknown_option_is_refused(capsys):
-    speed = load_script()
+    speed = load_script("speed")
     with pytest.raises(SystemExit) as exit_info:
         speed.parse_args(["--options=none,fp8"])
     assert exit_info.value.code == 2 and "unknown --options ['fp8']" in capsys.readouterr().err
