@@ -454,7 +454,7 @@ def test_learns_the_cyclic_rule(data_path, monkeypatch, tmp_path, loss_type):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("omega", 1.5), ("omega", -0.1), ("margin", -0.5), ("L", 0), ("L", 11), ("T", 0), ("neg_samples", 0),
+    [("omega", 1.5), ("omega", -0.1), ("margin", -0.5), ("L", 0), ("L", 1), ("L", 11), ("T", 0), ("neg_samples", 0),
      ("diag_mask", "middle"), ("loss_type", "BPR"), ("train_neg_sample_args", {"distribution": "uniform", "sample_num": 1})],
 )
 def test_bad_hyper_parameters_are_rejected(data_path, train_dataset, key, value):

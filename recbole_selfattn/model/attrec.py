@@ -97,8 +97,11 @@ class AttRec(SequentialRecommender):
 
         require(config, "omega", lambda v: 0 <= v <= 1, "a number in [0, 1]")
         require(config, "margin", lambda v: v >= 0, "a number >= 0")
-        require(config, "L", lambda v: isinstance(v, int) and 1 <= v <= self.max_seq_length,
-                f"an integer in [1, MAX_ITEM_LIST_LENGTH={self.max_seq_length}]")
+        # L >= 2: a window's item never attends to itself (the masked diagonal), so
+        # the intent of a one-item window would always be 0
+        require(config, "L", lambda v: isinstance(v, int) and 2 <= v <= self.max_seq_length,
+                f"an integer in [2, MAX_ITEM_LIST_LENGTH={self.max_seq_length}] (an item never attends "
+                "to itself, so a window of 1 has no short-term intent)")
         require(config, "T", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
         require(config, "neg_samples", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
         require(config, "reg_weight", lambda v: v >= 0, "a number >= 0")
