@@ -74,28 +74,20 @@ def _patch_encoder():
 
     from recbole_selfattn.fastpath import transformer
 
-    recbole_forward = TransformerEncoder.forward
-
-    @functools.wraps(recbole_forward)
-    def forward(self, hidden_states, attention_mask, output_all_encoded_layers=True):
-        if enabled(self):
-            return transformer.encode(self, hidden_states, attention_mask, output_all_encoded_layers)
-        return recbole_forward(self, hidden_states, attention_mask, output_all_encoded_layers)
-
-    TransformerEncoder.forward = forward
-    TransformerEncoder.recbole_forward = recbole_forward
+    _patch_forward(TransformerEncoder, transformer.encode)
 
 
 def _patch_forward(cls, fast_forward):
-    """Run ``fast_forward(model, *inputs)`` as ``cls.forward`` on the fast path;
-    RecBole's forward stays available as ``recbole_forward``."""
+    """Run ``fast_forward(module, ...)`` (the same arguments and defaults) as
+    ``cls.forward`` on the fast path; RecBole's forward stays available as
+    ``recbole_forward``."""
     recbole_forward = cls.forward
 
     @functools.wraps(recbole_forward)
-    def forward(self, *inputs):
+    def forward(self, *args, **kwargs):
         if enabled(self):
-            return fast_forward(self, *inputs)
-        return recbole_forward(self, *inputs)
+            return fast_forward(self, *args, **kwargs)
+        return recbole_forward(self, *args, **kwargs)
 
     cls.forward = forward
     cls.recbole_forward = recbole_forward
