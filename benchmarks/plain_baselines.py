@@ -47,6 +47,14 @@ PIPELINE_MODEL = "GRU4Rec"
 TIE_BREAK = 1e-6  # popularity's weight: orders items with equal counts, never two different counts
 
 
+def last_items(seq, length, window):
+    """For ``back = 1..window``: the rows whose sequence has ``back`` items, and
+    the ``back``-th last item of each."""
+    for back in range(1, window + 1):
+        rows = torch.nonzero(length >= back).squeeze(1)
+        yield rows, seq[rows, length[rows] - back]
+
+
 class CountScorer(SequentialRecommender):
     """Scores from training counts (:data:`window` 0: popularity alone).
     RecBole's evaluation calls ``full_sort_predict``; nothing is trained."""
@@ -61,12 +69,11 @@ class CountScorer(SequentialRecommender):
 
     def _transitions(self, seq, length, target):
         """The sparse ``[n_items, n_items]`` counts ``C^T[b, a]``: ``b`` within ``window`` items after ``a``."""
-        rows, cols = [], []
-        for back in range(1, self.window + 1):
-            present = length >= back
-            rows.append(seq[present, length[present] - back])
-            cols.append(target[present])
-        index = torch.stack([torch.cat(cols), torch.cat(rows)])
+        earlier, later = [], []
+        for rows, items in last_items(seq, length, self.window):
+            earlier.append(items)
+            later.append(target[rows])
+        index = torch.stack([torch.cat(later), torch.cat(earlier)])
         ones = torch.ones(index.shape[1])
         return torch.sparse_coo_tensor(index, ones, (self.n_items, self.n_items), check_invariants=True).coalesce()
 
@@ -76,10 +83,8 @@ class CountScorer(SequentialRecommender):
             return scores.clone()
         seq, length = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         recent = torch.zeros(len(seq), self.n_items)  # how often each item is among the last `window`
-        for back in range(1, self.window + 1):
-            present = torch.nonzero(length >= back).squeeze(1)
-            recent.index_put_((present, seq[present, length[present] - back]), torch.ones(len(present)),
-                              accumulate=True)
+        for rows, items in last_items(seq, length, self.window):
+            recent.index_put_((rows, items), torch.ones(len(rows)), accumulate=True)
         recent[:, 0] = 0  # the padding item
         return scores + (self.transitions @ recent.t()).t()
 
