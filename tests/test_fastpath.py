@@ -146,6 +146,16 @@ def test_dropout_drops_p_of_the_elements_keeps_the_mean_and_masks_the_gradient()
     torch.testing.assert_close(x.grad, (~dropped).float() / (1 - drop))
 
 
+@pytest.mark.parametrize("size", [200_003, 200_000])
+def test_dropout_uses_every_16_bit_word_of_a_draw_alike(size):
+    """Each 64-bit draw gives four masks: every one of the four positions drops p
+    (a word with a constant sign bit would drop all or nothing at p = 0.3)."""
+    torch.manual_seed(1)
+    dropped = fast_dropout.dropout(torch.ones(size), 0.3, training=True) == 0
+    for word in range(4):
+        assert abs(dropped[word::4].float().mean().item() - 0.3) < 0.01
+
+
 def test_dropout_is_the_identity_when_off_and_seeded():
     x = torch.randn(1000)
     assert fast_dropout.dropout(x, 0.5, training=False) is x

@@ -175,16 +175,18 @@ class AttRec(SequentialRecommender):
         window = item_seq.gather(1, position.clamp(min=0)) * valid
         return window, valid
 
-    def _attend(self, item_seq, item_seq_len):
-        """Window embeddings ``[B, L, d]``, validity ``[B, L]`` and attention ``s`` ``[B, L, L]``."""
-        window, valid = self._window(item_seq, item_seq_len)
-        values = self.item_embedding(window)  # X_t^u, the value: no timing signal
+    def _attend(self, values, valid):
+        """The attention ``s`` ``[B, L, L]`` over window embeddings ``values`` ``[B, L, d]``
+        with validity ``valid`` ``[B, L]`` (rows: queries; padded rows are 0)."""
         timed = values + self.time_embedding
-        query = self.dropout(torch.relu(self.query_proj(timed)))
-        key = self.dropout(torch.relu(self.key_proj(timed)))
+        hidden = torch.relu(self.query_proj(timed))
+        if self.key_proj is not self.query_proj:
+            query, key = self.dropout(hidden), self.dropout(torch.relu(self.key_proj(timed)))
+        else:  # one product for Q' and K' (W_K = W_Q), each with its own dropout mask
+            query, key = self.dropout(hidden), self.dropout(hidden)
         logits = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.embedding_size)
 
-        off_diagonal = ~torch.eye(self.L, dtype=torch.bool, device=item_seq.device)
+        off_diagonal = ~torch.eye(self.L, dtype=torch.bool, device=values.device)
         allowed = valid.unsqueeze(1)  # [B, 1, L]: real keys only
         if self.mask_before_softmax:
             allowed = allowed & off_diagonal
@@ -193,29 +195,40 @@ class AttRec(SequentialRecommender):
         weights = torch.softmax(logits, dim=-1) * allowed
         if not self.mask_before_softmax:
             weights = weights * off_diagonal
-        weights = weights * valid.unsqueeze(-1)  # padded queries contribute nothing
-        return values, valid, weights
+        return weights * valid.unsqueeze(-1)  # padded queries contribute nothing
+
+    def _intent(self, values, valid):
+        """``m_t^u`` ``[B, d]``: the mean of ``s X_t^u`` over the real positions of the window."""
+        # sum_rows(s X) = (column sums of s) X: a weighted sum of the L rows per sequence
+        # (padded rows of s are already 0); elementwise, as L is small and a batch of
+        # [1, L] x [L, d] products costs more than it computes
+        column_sums = self._attend(values, valid).sum(dim=1)  # [B, L]
+        attended = (column_sums.unsqueeze(-1) * values).sum(dim=1)
+        return attended / valid.sum(dim=1, keepdim=True).clamp(min=1)
 
     def attention_weights(self, item_seq, item_seq_len):
         """The masked attention matrix ``s`` ``[B, L, L]`` (rows: queries; padded rows are 0)."""
-        return self._attend(item_seq, item_seq_len)[2]
+        window, valid = self._window(item_seq, item_seq_len)
+        return self._attend(self.item_embedding(window), valid)
 
     def forward(self, item_seq, item_seq_len):
-        """The short-term intent ``m_t^u`` ``[B, d]``: the mean of ``s X_t^u`` over real positions."""
-        values, valid, weights = self._attend(item_seq, item_seq_len)
-        # sum_rows(s X) = (column sums of s) X: one [1, L] x [L, d] product per sequence
-        # instead of [L, L] x [L, d] (padded rows of s are already 0)
-        attended = torch.bmm(weights.sum(dim=1, keepdim=True), values).squeeze(1)
-        return attended / valid.sum(dim=1, keepdim=True).clamp(min=1)
+        """The short-term intent ``m_t^u`` ``[B, d]``."""
+        window, valid = self._window(item_seq, item_seq_len)
+        return self._intent(self.item_embedding(window), valid)
 
-    def _distance(self, interaction, seq_output, items):
-        """``y(u, i)`` for ``items`` ``[B, ...]``: same shape as ``items``."""
-        extra = (1,) * (items.dim() - 1)
-        seq_output = seq_output.view(seq_output.size(0), *extra, -1)
-        y = (1 - self.omega) * (seq_output - self.item_embedding(items)).pow(2).sum(-1)
+    def _long_term_rows(self, interaction, items):
+        """``U_u`` ``[B, d]`` and the ``V_i`` rows ``[B, n, d]`` of ``items`` ``[B, n]``
+        (``None, None`` when ``omega = 0``: no long-term tables)."""
+        if self.omega == 0:
+            return None, None
+        return self.user_embedding(interaction[self.USER_ID]), self.long_item_embedding(items)
+
+    def _distances(self, seq_output, short_rows, user, long_rows):
+        """``y(u, i)`` ``[B, n]`` of n items per sequence from the intent ``m`` ``[B, d]``,
+        their ``X_i`` rows ``short_rows`` ``[B, n, d]`` and :meth:`_long_term_rows`."""
+        y = (1 - self.omega) * (seq_output.unsqueeze(1) - short_rows).pow(2).sum(-1)
         if self.omega > 0:
-            user = self.user_embedding(interaction[self.USER_ID]).view(seq_output.shape)
-            y = y + self.omega * (user - self.long_item_embedding(items)).pow(2).sum(-1)
+            y = y + self.omega * (user.unsqueeze(1) - long_rows).pow(2).sum(-1)
         return y
 
     def _sample_negatives(self, positives):
@@ -245,31 +258,35 @@ class AttRec(SequentialRecommender):
     def calculate_loss(self, interaction):
         self._clip_norms()
         item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        batch_size = item_seq.size(0)
         positives = interaction[self.NEXT_ITEMS]  # [B, T], 0 where the sequence ended
         negatives = self._sample_negatives(positives)  # [B, T, n]
-        seq_output = self.forward(item_seq, item_seq_len)
-
-        pos_distance = self._distance(interaction, seq_output, positives)
-        neg_distance = self._distance(interaction, seq_output, negatives)
+        window, valid = self._window(item_seq, interaction[self.ITEM_SEQ_LEN])
+        # one lookup per table: the window, the targets and the negatives, also the
+        # rows the regulariser sums
+        used_items = torch.cat([window, positives, negatives.flatten(1)], dim=1)
+        short_rows = self.item_embedding(used_items)
+        seq_output = self._intent(short_rows[:, : self.L], valid)
+        user, long_rows = self._long_term_rows(interaction, used_items[:, self.L :])
+        distance = self._distances(seq_output, short_rows[:, self.L :], user, long_rows)
+        pos_distance = distance[:, : self.T]
+        neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
         ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
-        window, _ = self._window(item_seq, item_seq_len)
-        used_items = torch.cat([window, positives, negatives.flatten(1)], dim=1)
-        reg = self.item_embedding(used_items).pow(2).sum()
+        reg = short_rows.pow(2).sum()
         if self.omega > 0:
-            reg = reg + self.user_embedding(interaction[self.USER_ID]).pow(2).sum()
-            reg = reg + self.long_item_embedding(used_items[:, self.L:]).pow(2).sum()
-        reg = reg / item_seq.size(0) + self.query_proj.weight.pow(2).sum()
+            reg = reg + user.pow(2).sum() + long_rows.pow(2).sum()
+        reg = reg / batch_size + self.query_proj.weight.pow(2).sum()
         if self.key_proj is not self.query_proj:
             reg = reg + self.key_proj.weight.pow(2).sum()
-        return ranking / item_seq.size(0) + self.reg_weight * reg
+        return ranking / batch_size + self.reg_weight * reg
 
     def predict(self, interaction):
         self._clip_norms()
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID].unsqueeze(1)
-        return -self._distance(interaction, seq_output, items).squeeze(1)
+        user, long_rows = self._long_term_rows(interaction, items)
+        return -self._distances(seq_output, self.item_embedding(items), user, long_rows).squeeze(1)
 
     def full_sort_predict(self, interaction):
         self._clip_norms()
