@@ -11,10 +11,16 @@ figures sit beside the models' on one protocol:
   (prefix ``[.., a, x_1 .. x_{k-1}] -> b`` with ``k <= W``); a sequence's
   score for ``b`` is ``sum_k C[item_{-k}, b]`` over its last ``W`` items (a
   mean-pooled window of item-item co-occurrences; ``W = 1`` is a first-order
-  Markov chain). Ties are broken by popularity.
+  Markov chain). Ties are broken by popularity;
+* **Symmetric(W)**: the same window, counted in both directions
+  (``C + C^T``: ``b`` within ``W`` items after ``a`` or before it). Order is
+  ignored, as in a score that is a distance between two items of one
+  embedding table (AttRec's ``||m - X_i||^2``, with the intent ``m`` a mean of
+  the window's own ``X`` rows): its gap to Window(W) is what the direction of
+  a transition is worth on the protocol.
 
-``W`` is chosen on the validation metric; the test figures are reported once,
-for Pop and the chosen window::
+The row is chosen on the validation metric; the test figures are reported
+once, for Pop and the chosen row::
 
     python benchmarks/plain_baselines.py --dataset=ml-1m \\
         --config_files=recbole_selfattn/properties/benchmark/ml-1m.yaml \\
@@ -42,6 +48,8 @@ from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
 
 WINDOWS = (1, 2, 3, 5, 10)
+# (window, symmetric) of every row; window 0 is Pop
+ROWS = ((0, False), *((w, False) for w in WINDOWS), *((w, True) for w in WINDOWS))
 # The data pipeline a CE-trained sequential model gets; the scorers ignore the model.
 PIPELINE_MODEL = "GRU4Rec"
 TIE_BREAK = 1e-6  # popularity's weight: orders items with equal counts, never two different counts
@@ -56,16 +64,19 @@ def last_items(seq, length, window):
 
 
 class CountScorer(SequentialRecommender):
-    """Scores from training counts (:data:`window` 0: popularity alone).
-    RecBole's evaluation calls ``full_sort_predict``; nothing is trained."""
+    """Scores from training counts (``window`` 0: popularity alone; ``symmetric``:
+    the counts of both directions). RecBole's evaluation calls ``full_sort_predict``;
+    nothing is trained."""
 
-    def __init__(self, config, dataset, window):
+    def __init__(self, config, dataset, window, symmetric=False):
         super().__init__(config, dataset)
         self.window = window
         self.placeholder = torch.nn.Parameter(torch.zeros(1))  # RecBole's Trainer builds an optimiser
         seq, length, target = (dataset.inter_feat[key] for key in (self.ITEM_SEQ, self.ITEM_SEQ_LEN, self.ITEM_ID))
         self.popularity = torch.bincount(target, minlength=self.n_items).float()
         self.transitions = self._transitions(seq, length, target) if window else None
+        if symmetric and window:
+            self.transitions = (self.transitions + self.transitions.t()).coalesce()
 
     def _transitions(self, seq, length, target):
         """The sparse ``[n_items, n_items]`` counts ``C^T[b, a]``: ``b`` within ``window`` items after ``a``."""
@@ -106,15 +117,16 @@ def parse_args(argv):
     return args
 
 
-def evaluate(config, train_data, loader, window):
+def evaluate(config, train_data, loader, row):
     init_seed(config["seed"], config["reproducibility"])
-    scorer = CountScorer(config, train_data._dataset, window)
+    scorer = CountScorer(config, train_data._dataset, *row)
     trainer = Trainer(config, scorer)
     return dict(trainer.evaluate(loader, load_best_model=False, show_progress=False))
 
 
 def markdown(argv, config, valid, test, chosen, metrics, seconds):
-    label = {0: "Pop", **{w: f"Window(W={w})" for w in WINDOWS}}
+    label = {row: f"{'Symmetric' if row[1] else 'Window'}(W={row[0]})" for row in ROWS[1:]}
+    label[ROWS[0]] = "Pop"
     names = [metric_label(m) for m in metrics]
     lines = [
         f"# Untrained baselines on {config['dataset']}", "",
@@ -129,10 +141,10 @@ def markdown(argv, config, valid, test, chosen, metrics, seconds):
         "", "| Row | " + " | ".join(f"valid {m}" for m in names) + " | " + " | ".join(f"test {m}" for m in names)
         + " |", "|---|" + "---:|" * (2 * len(metrics)),
     ]
-    for window, result in valid.items():
-        tested = test.get(window)
+    for row, result in valid.items():
+        tested = test.get(row)
         cells = [f"{result[m]:.4f}" for m in metrics] + [f"{tested[m]:.4f}" if tested else "—" for m in metrics]
-        name = f"**{label[window]}** (chosen)" if window == chosen else label[window]
+        name = f"**{label[row]}** (chosen)" if row == chosen else label[row]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -144,11 +156,11 @@ def _main(argv):
     init_seed(config["seed"], config["reproducibility"])
     train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
     key = config["valid_metric"].lower()
-    valid = {window: evaluate(config, train_data, valid_data, window) for window in (0, *WINDOWS)}
-    chosen = max(WINDOWS, key=lambda window: valid[window][key])
-    test = {window: evaluate(config, train_data, test_data, window) for window in (0, chosen)}
+    valid = {row: evaluate(config, train_data, valid_data, row) for row in ROWS}
+    chosen = max(ROWS[1:], key=lambda row: valid[row][key])
+    test = {row: evaluate(config, train_data, test_data, row) for row in (ROWS[0], chosen)}
     cutoff = "@" + key.split("@")[1] if "@" in key else ""
-    metrics = [metric for metric in valid[0] if metric.endswith(cutoff)]  # at the valid metric's cut-off
+    metrics = [metric for metric in valid[ROWS[0]] if metric.endswith(cutoff)]  # at the valid metric's cut-off
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     text = portable_text(markdown(argv, config, valid, test, chosen, metrics, time.perf_counter() - start))

@@ -315,6 +315,34 @@ def test_loss_types_on_random_distances(data_path, train_dataset):
         assert model.calculate_loss(inter).item() == pytest.approx(expected / 2, rel=1e-5)
 
 
+def test_ce_loss_is_the_softmax_over_negated_distances_to_all_items(data_path, train_dataset):
+    """``loss_type: ce`` in plain Python: -log softmax(-y) of each real target over every
+    item but padding (the padded target adds nothing, no negatives are drawn)."""
+    targets = [[6, 7], [8, 0]]
+    model = build(data_path, train_dataset, embedding_size=4, L=2, T=2, omega=0.3, reg_weight=0.0,
+                  dropout_prob=0.0, loss_type="ce")
+    inter = batch(model, [[1, 2, 3], [4, 5]], users=[1, 2], targets=targets)
+    m = model.forward(inter[model.ITEM_SEQ], inter[model.ITEM_SEQ_LEN]).tolist()
+    X, V, U = (t.weight.tolist() for t in (model.item_embedding, model.long_item_embedding, model.user_embedding))
+
+    def y(row, item):
+        user = inter[model.USER_ID][row].item()
+        return sum(0.7 * (m[row][k] - X[item][k]) ** 2 + 0.3 * (U[user][k] - V[item][k]) ** 2 for k in range(4))
+
+    expected = 0.0
+    for row in range(2):
+        normaliser = sum(math.exp(-y(row, k)) for k in range(1, model.n_items))
+        expected += sum(y(row, t) + math.log(normaliser) for t in targets[row] if t)
+    state = torch.get_rng_state()
+    loss = model.calculate_loss(inter)
+    assert torch.equal(torch.get_rng_state(), state)  # nothing sampled
+    assert loss.item() == pytest.approx(expected / 2, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(model.item_embedding.weight.grad).all()
+    assert model.item_embedding.weight.grad[0].abs().sum() == 0  # padding is no candidate
+    assert (model.item_embedding.weight.grad[1:].abs().sum(-1) > 0).all()  # every item is a negative
+
+
 def test_regularisation_is_lambda_times_squared_norms(data_path, train_dataset):
     model = build(data_path, train_dataset, L=2, T=1, omega=0.5, reg_weight=0.1, margin=0.0,
                   neg_samples=1, share_qk=True)
@@ -439,7 +467,7 @@ def test_dataset_holds_next_T_items_within_each_split(tmp_path, T, eval_args, ex
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("loss_type", ["hinge", "logsigmoid"])
+@pytest.mark.parametrize("loss_type", ["hinge", "logsigmoid", "ce"])
 def test_learns_the_cyclic_rule(data_path, monkeypatch, tmp_path, loss_type):
     monkeypatch.chdir(tmp_path)
     config = tiny_config(data_path, epochs=10, L=3, learning_rate=0.01, loss_type=loss_type)

@@ -32,6 +32,16 @@ def test_window_counts_are_the_training_targets_after_each_item(tiny_data):
     assert torch.equal(scorer.popularity, torch.bincount(torch.tensor(target), minlength=scorer.n_items).float())
 
 
+def test_symmetric_counts_add_both_directions(tiny_data):
+    _, directed, _ = _scorer(tiny_data, window=2)
+    baselines = load_script("plain_baselines")
+    config, train_data, _, _ = prepare("GRU4Rec", tiny_data)
+    symmetric = baselines.CountScorer(config, train_data._dataset, 2, symmetric=True)
+    counts = directed.transitions.to_dense()
+    assert not torch.equal(counts, counts.T)  # the data has a direction
+    torch.testing.assert_close(symmetric.transitions.to_dense(), counts + counts.T)
+
+
 def test_scores_sum_the_counts_of_the_last_items(tiny_data):
     baselines, scorer, _ = _scorer(tiny_data, window=2)
     seq = torch.zeros(2, scorer.max_seq_length, dtype=torch.long)
@@ -55,11 +65,14 @@ def test_table_chooses_the_window_on_validation_and_tests_pop_and_it(tmp_path, m
     assert str(tmp_path) not in text and "--data_path=data" in text
     lines = [line for line in text.splitlines() if line.startswith("| ") and "Row" not in line]
     rows = {line.split("|")[1].strip(): line for line in lines}
-    assert set(rows) == {"Pop", "**Window(W=1)** (chosen)", *(f"Window(W={w})" for w in (2, 3, 5, 10))}
+    assert set(rows) == {"Pop", "**Window(W=1)** (chosen)", *(f"Window(W={w})" for w in (2, 3, 5, 10)),
+                         *(f"Symmetric(W={w})" for w in (1, 2, 3, 5, 10))}
     chosen = rows["**Window(W=1)** (chosen)"].split("|")[2:-1]
     assert float(chosen[2]) > 0.95  # the ring's next item is always the successor: W = 1 ranks it first
     assert "—" not in chosen and "—" not in rows["Pop"] and "—" in rows["Window(W=2)"]
     assert float(rows["Pop"].split("|")[4]) < 0.5
+    # both ring neighbours count alike: the successor ties with the predecessor
+    assert float(rows["Symmetric(W=1)"].split("|")[4]) < float(chosen[2]) - 0.1
 
 
 def test_bad_dataset_is_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys):

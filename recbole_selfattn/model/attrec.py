@@ -73,6 +73,14 @@ class AttRec(SequentialRecommender):
     :math:`\mathrm{softplus}(-y) = -\log \sigma(y)` (stable; the reference code adds
     :math:`10^{-10}` inside the logs instead).
 
+    ``loss_type: ce`` (neither paper nor reference: every item a negative, as RecBole's
+    CE-trained models; ``neg_samples`` and ``margin`` are unused), a softmax over the
+    negated distances to all items but padding:
+
+    .. math::
+        \mathcal{L} = -\sum_{i} \log \frac{\exp(-y(u,i))}{\sum_{k} \exp(-y(u,k))}
+            + \lambda \lVert\Theta\rVert^2
+
     Per batch: the loss sum of each sequence plus :math:`\lambda` times the squared norms of the
     rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
     :math:`\lambda (\lVert W_Q \rVert^2 + \lVert W_K \rVert^2)` (RecBole's ``EmbLoss``
@@ -106,8 +114,8 @@ class AttRec(SequentialRecommender):
         require(config, "neg_samples", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1")
         require(config, "reg_weight", lambda v: v >= 0, "a number >= 0")
         require(config, "dropout_prob", lambda v: 0 <= v < 1, "a number in [0, 1)")
-        require(config, "loss_type", lambda v: v in ("hinge", "logsigmoid"),
-                "'hinge' (paper) or 'logsigmoid' (reference code)")
+        require(config, "loss_type", lambda v: v in ("hinge", "logsigmoid", "ce"),
+                "'hinge' (paper), 'logsigmoid' (reference code) or 'ce' (softmax over all items)")
         require(config, "diag_mask", lambda v: v in ("before", "after"), "'before' (paper) or 'after' (reference code)")
         require(config, "train_neg_sample_args", lambda v: v["distribution"] == "none",
                 "~ (AttRec samples its own negatives; set neg_samples instead)")
@@ -120,7 +128,7 @@ class AttRec(SequentialRecommender):
         self.omega = config["omega"]
         self.reg_weight = config["reg_weight"]
         self.neg_samples = config["neg_samples"]
-        self.hinge_loss = config["loss_type"] == "hinge"
+        self.loss_type = config["loss_type"]
         self.mask_before_softmax = config["diag_mask"] == "before"
         self.norm_clip = config["norm_clip"]
         self.NEXT_ITEMS = next_items_field(config)
@@ -249,29 +257,43 @@ class AttRec(SequentialRecommender):
     def _ranking_loss(self, pos_distance, neg_distance, real):
         """The hinge or log-sigmoid sum over a batch's positives ``[B, T]`` and their
         negatives ``[B, T, neg_samples]``; ``real`` ``[B, T]`` is False for padded targets."""
-        if self.hinge_loss:
+        if self.loss_type == "hinge":
             per_positive = torch.relu(pos_distance.unsqueeze(-1) + self.margin - neg_distance).sum(-1)
         else:  # -log(1 - sigmoid(y_i)) - sum_j log sigmoid(y_j)
             per_positive = F.softplus(pos_distance) + F.softplus(-neg_distance).sum(-1)
         return (per_positive * real).sum()
+
+    def _softmax_loss(self, seq_output, user, positives):
+        """``loss_type: ce``: the summed cross-entropy of the positives ``[B, T]`` (0 =
+        padding, skipped) under a softmax over ``-y`` to every item but padding."""
+        logits = -self._all_distances(seq_output, user)
+        logits[:, 0] = -torch.inf  # the padding item is never a candidate
+        log_probability = torch.log_softmax(logits, dim=-1).gather(1, positives)
+        return -log_probability.masked_fill(positives == 0, 0).sum()  # not "* real": -inf * 0 is nan
 
     def calculate_loss(self, interaction):
         self._clip_norms()
         item_seq = interaction[self.ITEM_SEQ]
         batch_size = item_seq.size(0)
         positives = interaction[self.NEXT_ITEMS]  # [B, T], 0 where the sequence ended
-        negatives = self._sample_negatives(positives)  # [B, T, n]
         window, valid = self._window(item_seq, interaction[self.ITEM_SEQ_LEN])
-        # one lookup per table: the window, the targets and the negatives, also the
-        # rows the regulariser sums
-        used_items = torch.cat([window, positives, negatives.flatten(1)], dim=1)
+        # one lookup per table: the window, the targets and the negatives (sampled
+        # ones only), also the rows the regulariser sums
+        used_items = [window, positives]
+        if self.loss_type != "ce":
+            negatives = self._sample_negatives(positives)  # [B, T, n]
+            used_items.append(negatives.flatten(1))
+        used_items = torch.cat(used_items, dim=1)
         short_rows = self.item_embedding(used_items)
         seq_output = self._intent(short_rows[:, : self.L], valid)
         user, long_rows = self._long_term_rows(interaction, used_items[:, self.L :])
-        distance = self._distances(seq_output, short_rows[:, self.L :], user, long_rows)
-        pos_distance = distance[:, : self.T]
-        neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
-        ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
+        if self.loss_type == "ce":
+            ranking = self._softmax_loss(seq_output, user, positives)
+        else:
+            distance = self._distances(seq_output, short_rows[:, self.L :], user, long_rows)
+            pos_distance = distance[:, : self.T]
+            neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
+            ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
         reg = short_rows.pow(2).sum()
         if self.omega > 0:
@@ -291,11 +313,16 @@ class AttRec(SequentialRecommender):
     def full_sort_predict(self, interaction):
         self._clip_norms()
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        user = self.user_embedding(interaction[self.USER_ID]) if self.omega > 0 else None
+        return -self._all_distances(seq_output, user)
+
+    def _all_distances(self, seq_output, user):
+        """``y(u, i)`` ``[B, n_items]`` to every item, from the intent ``[B, d]`` and ``U_u``
+        ``[B, d]`` (``None`` when ``omega = 0``)."""
         y = (1 - self.omega) * self._all_square_distances(seq_output, self.item_embedding.weight)
         if self.omega > 0:
-            user = self.user_embedding(interaction[self.USER_ID])
             y = y + self.omega * self._all_square_distances(user, self.long_item_embedding.weight)
-        return -y
+        return y
 
     @staticmethod
     def _all_square_distances(a, b):
