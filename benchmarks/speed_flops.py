@@ -14,7 +14,9 @@ embedding size, ``N`` the number of item ids (``n_items``, padding included):
   CE scores against all ``N`` items, or ``4 d`` for BPR's two scores);
 * AttRec: ``3 B [2 q L d^2 + 4 L^2 d + 2 T (1 + n) d (1 + [omega > 0])]``
   (``q`` = 1 shared or 2 separate Q/K projections over the window ``L``;
-  attention; distances to ``T`` targets and ``n`` negatives each);
+  attention; distances to ``T`` targets and ``n`` negatives each; with
+  ``loss_type: ce`` the last term is ``2 N d (1 + [omega > 0])``, distances to
+  every item);
 * SASRec (the work of the fast path, ``recbole_selfattn/fastpath``, the
   smaller of the two): ``3 B [(n_layers - 1) (8 T d^2 + 4 T^2 d + 4 T d I)
   + 4 T d^2 + 4 d^2 + 4 T d + 4 d I + S]`` with ``I`` = ``inner_size``
@@ -74,5 +76,8 @@ def step_flops(name, model, interaction):
         projections = 1 if model.key_proj is model.query_proj else 2
         tables = 2 if model.omega > 0 else 1
         per_row = 2 * projections * model.L * d * d + 4 * model.L**2 * d
-        per_row += 2 * model.T * (1 + model.neg_samples) * d * tables
+        if model.loss_type == "ce":  # one product with every item's rows per table
+            per_row += 2 * n * d * tables
+        else:
+            per_row += 2 * model.T * (1 + model.neg_samples) * d * tables
     return 3 * batch * per_row

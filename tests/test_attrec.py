@@ -343,6 +343,35 @@ def test_ce_loss_is_the_softmax_over_negated_distances_to_all_items(data_path, t
     assert (model.item_embedding.weight.grad[1:].abs().sum(-1) > 0).all()  # every item is a negative
 
 
+def test_separate_target_table_scores_targets_against_it(data_path, train_dataset):
+    """``target_table: separate``: the short-term distance is ||m - X~_i||^2 (loss, predict
+    and full ranking); the window's X rows get gradient only through m, the X~ rows of the
+    window items none, and norm clipping covers X~."""
+    model = build(data_path, train_dataset, embedding_size=4, L=2, T=1, omega=0.0, reg_weight=0.0,
+                  dropout_prob=0.0, neg_samples=1, margin=10.0, target_table="separate")
+    assert model.target_embedding is not model.item_embedding
+    assert any(t is model.target_embedding for t in model.metric_tables)
+    inter = batch(model, [[1, 2, 3]], items=[6], targets=[[6]])
+    model.eval()
+    m = model.forward(inter[model.ITEM_SEQ], inter[model.ITEM_SEQ_LEN])
+    expected = -(m.unsqueeze(1) - model.target_embedding.weight).pow(2).sum(-1)  # [1, n_items]
+    torch.testing.assert_close(model.full_sort_predict(inter)[0], expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.predict(inter), expected[:, 6], rtol=1e-5, atol=1e-5)
+    model.train()
+    negative = 9
+    model._sample_negatives = lambda positives: torch.tensor([[[negative]]])
+    loss = model.calculate_loss(inter)
+    x_tilde = model.target_embedding.weight
+    assert loss.item() == pytest.approx(((m - x_tilde[6]).pow(2).sum() + 10.0 - (m - x_tilde[negative]).pow(2).sum())
+                                        .clamp(min=0).item(), rel=1e-5)
+    loss.backward()
+    window = [2, 3]
+    assert model.item_embedding.weight.grad[window].abs().sum() > 0  # through m
+    assert model.item_embedding.weight.grad[[6, negative]].abs().sum() == 0
+    assert model.target_embedding.weight.grad[[6, negative]].abs().sum() > 0
+    assert model.target_embedding.weight.grad[window].abs().sum() == 0
+
+
 def test_regularisation_is_lambda_times_squared_norms(data_path, train_dataset):
     model = build(data_path, train_dataset, L=2, T=1, omega=0.5, reg_weight=0.1, margin=0.0,
                   neg_samples=1, share_qk=True)

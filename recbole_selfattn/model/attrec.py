@@ -48,6 +48,12 @@ class AttRec(SequentialRecommender):
     attend to itself); ``'after'`` multiplies the softmax output by ``1 - I`` (reference code).
     A position with nothing else to attend to (a one-item history) gets ``a = 0``.
 
+    ``target_table: separate`` (neither paper nor reference) scores the short-term
+    distance against a second item table :math:`\tilde X`, :math:`\lVert m^u_t - \tilde X_i
+    \rVert^2`, the window's values and queries still from ``X``. With the one table of the
+    paper, :math:`m^u_t` mixes the window's own ``X`` rows, so the short-term score of ``j``
+    after ``i`` is a similarity of the two rows, the same as ``i`` after ``j``.
+
     **Long-term preference**: user table ``U`` and long-term item table ``V`` (separate from
     the short-term table ``X``); they exist only when ``omega > 0``, so ``omega = 0`` (session
     data) needs no meaningful user ids.
@@ -116,6 +122,8 @@ class AttRec(SequentialRecommender):
         require(config, "dropout_prob", lambda v: 0 <= v < 1, "a number in [0, 1)")
         require(config, "loss_type", lambda v: v in ("hinge", "logsigmoid", "ce"),
                 "'hinge' (paper), 'logsigmoid' (reference code) or 'ce' (softmax over all items)")
+        require(config, "target_table", lambda v: v in ("shared", "separate"),
+                "'shared' (paper: targets scored against X) or 'separate' (a second item table)")
         require(config, "diag_mask", lambda v: v in ("before", "after"), "'before' (paper) or 'after' (reference code)")
         require(config, "train_neg_sample_args", lambda v: v["distribution"] == "none",
                 "~ (AttRec samples its own negatives; set neg_samples instead)")
@@ -141,7 +149,12 @@ class AttRec(SequentialRecommender):
         )
         self.dropout = Dropout(config["dropout_prob"])
         self.register_buffer("time_embedding", self._timing_signal(self.L, self.embedding_size))
+        self.target_embedding = self.item_embedding if config["target_table"] == "shared" else (
+            nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X~
+        )
         self.metric_tables = [self.item_embedding]
+        if self.target_embedding is not self.item_embedding:
+            self.metric_tables.append(self.target_embedding)
         if self.omega > 0:
             self.user_embedding = nn.Embedding(dataset.num(self.USER_ID), self.embedding_size)  # U
             self.long_item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # V
@@ -231,10 +244,18 @@ class AttRec(SequentialRecommender):
             return None, None
         return self.user_embedding(interaction[self.USER_ID]), self.long_item_embedding(items)
 
-    def _distances(self, seq_output, short_rows, user, long_rows):
+    def _short_term_rows(self, window, targets):
+        """The ``X`` rows of ``window`` ``[B, L, d]`` and the target-table rows of ``targets``
+        ``[B, n, d]`` (one lookup when the target table is ``X``)."""
+        if self.target_embedding is not self.item_embedding:
+            return self.item_embedding(window), self.target_embedding(targets)
+        rows = self.item_embedding(torch.cat([window, targets], dim=1))
+        return rows[:, : self.L], rows[:, self.L :]
+
+    def _distances(self, seq_output, target_rows, user, long_rows):
         """``y(u, i)`` ``[B, n]`` of n items per sequence from the intent ``m`` ``[B, d]``,
-        their ``X_i`` rows ``short_rows`` ``[B, n, d]`` and :meth:`_long_term_rows`."""
-        y = (1 - self.omega) * (seq_output.unsqueeze(1) - short_rows).pow(2).sum(-1)
+        their short-term target rows ``[B, n, d]`` and :meth:`_long_term_rows`."""
+        y = (1 - self.omega) * (seq_output.unsqueeze(1) - target_rows).pow(2).sum(-1)
         if self.omega > 0:
             y = y + self.omega * (user.unsqueeze(1) - long_rows).pow(2).sum(-1)
         return y
@@ -277,25 +298,24 @@ class AttRec(SequentialRecommender):
         batch_size = item_seq.size(0)
         positives = interaction[self.NEXT_ITEMS]  # [B, T], 0 where the sequence ended
         window, valid = self._window(item_seq, interaction[self.ITEM_SEQ_LEN])
-        # one lookup per table: the window, the targets and the negatives (sampled
-        # ones only), also the rows the regulariser sums
-        used_items = [window, positives]
+        # the targets and the (sampled) negatives, looked up once per table, also for
+        # the regulariser
+        targets = positives
         if self.loss_type != "ce":
             negatives = self._sample_negatives(positives)  # [B, T, n]
-            used_items.append(negatives.flatten(1))
-        used_items = torch.cat(used_items, dim=1)
-        short_rows = self.item_embedding(used_items)
-        seq_output = self._intent(short_rows[:, : self.L], valid)
-        user, long_rows = self._long_term_rows(interaction, used_items[:, self.L :])
+            targets = torch.cat([positives, negatives.flatten(1)], dim=1)
+        window_rows, target_rows = self._short_term_rows(window, targets)
+        seq_output = self._intent(window_rows, valid)
+        user, long_rows = self._long_term_rows(interaction, targets)
         if self.loss_type == "ce":
             ranking = self._softmax_loss(seq_output, user, positives)
         else:
-            distance = self._distances(seq_output, short_rows[:, self.L :], user, long_rows)
+            distance = self._distances(seq_output, target_rows, user, long_rows)
             pos_distance = distance[:, : self.T]
             neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
             ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
-        reg = short_rows.pow(2).sum()
+        reg = window_rows.pow(2).sum() + target_rows.pow(2).sum()
         if self.omega > 0:
             reg = reg + user.pow(2).sum() + long_rows.pow(2).sum()
         reg = reg / batch_size + self.query_proj.weight.pow(2).sum()
@@ -308,7 +328,7 @@ class AttRec(SequentialRecommender):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID].unsqueeze(1)
         user, long_rows = self._long_term_rows(interaction, items)
-        return -self._distances(seq_output, self.item_embedding(items), user, long_rows).squeeze(1)
+        return -self._distances(seq_output, self.target_embedding(items), user, long_rows).squeeze(1)
 
     def full_sort_predict(self, interaction):
         self._clip_norms()
@@ -319,7 +339,7 @@ class AttRec(SequentialRecommender):
     def _all_distances(self, seq_output, user):
         """``y(u, i)`` ``[B, n_items]`` to every item, from the intent ``[B, d]`` and ``U_u``
         ``[B, d]`` (``None`` when ``omega = 0``)."""
-        y = (1 - self.omega) * self._all_square_distances(seq_output, self.item_embedding.weight)
+        y = (1 - self.omega) * self._all_square_distances(seq_output, self.target_embedding.weight)
         if self.omega > 0:
             y = y + self.omega * self._all_square_distances(user, self.long_item_embedding.weight)
         return y
