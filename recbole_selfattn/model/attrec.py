@@ -88,10 +88,10 @@ class AttRec(SequentialRecommender):
             + \lambda \lVert\Theta\rVert^2
 
     Per batch: the loss sum of each sequence plus :math:`\lambda` times the squared norms of the
-    rows of ``X``, ``V``, ``U`` it uses, averaged over the batch, plus
+    rows of ``X``, ``V``, ``U`` (and ``X~``) it uses, averaged over the batch, plus
     :math:`\lambda (\lVert W_Q \rVert^2 + \lVert W_K \rVert^2)` (RecBole's ``EmbLoss``
     convention: only looked-up rows are regularised, so Adam does not shrink unseen rows).
-    With ``norm_clip`` every row of ``X``, ``V``, ``U`` is projected onto the unit ball
+    With ``norm_clip`` every row of ``X``, ``V``, ``U`` (and ``X~``) is projected onto the unit ball
     before each use (training and prediction), as the paper prescribes.
 
     Where the reference code differs, the paper is followed and the reference kept as an
@@ -184,7 +184,7 @@ class AttRec(SequentialRecommender):
 
     @torch.no_grad()
     def _clip_norms(self):
-        """Project every row of X, U, V onto the unit ball (in place)."""
+        """Project every row of X, U, V (and X~) onto the unit ball (in place)."""
         if self.norm_clip:
             for table in self.metric_tables:
                 table.weight.renorm_(p=2, dim=0, maxnorm=1.0)
