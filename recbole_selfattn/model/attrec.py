@@ -201,10 +201,9 @@ class AttRec(SequentialRecommender):
         with validity ``valid`` ``[B, L]`` (rows: queries; padded rows are 0)."""
         timed = values + self.time_embedding
         hidden = torch.relu(self.query_proj(timed))
-        if self.key_proj is not self.query_proj:
-            query, key = self.dropout(hidden), self.dropout(torch.relu(self.key_proj(timed)))
-        else:  # one product for Q' and K' (W_K = W_Q), each with its own dropout mask
-            query, key = self.dropout(hidden), self.dropout(hidden)
+        # one product for Q' and K' when W_K = W_Q; each gets its own dropout mask
+        key_hidden = hidden if self.key_proj is self.query_proj else torch.relu(self.key_proj(timed))
+        query, key = self.dropout(hidden), self.dropout(key_hidden)
         logits = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.embedding_size)
 
         off_diagonal = ~torch.eye(self.L, dtype=torch.bool, device=values.device)
