@@ -248,16 +248,32 @@ class AttRec(SequentialRecommender):
         ``[B, n, d]`` (one lookup when the target table is ``X``)."""
         if self.target_embedding is not self.item_embedding:
             return self.item_embedding(window), self.target_embedding(targets)
-        rows = self.item_embedding(torch.cat([window, targets], dim=1))
-        return rows[:, : self.L], rows[:, self.L :]
+        # split, not slices: its backward joins the two gradients, slices would each fill a zero tensor of both
+        return self.item_embedding(torch.cat([window, targets], dim=1)).split([window.size(1), targets.size(1)], dim=1)
 
-    def _distances(self, seq_output, target_rows, user, long_rows):
+    @staticmethod
+    def _square_norms(table, items):
+        """``||row||^2`` of the rows ``items`` of ``table``, gathered from the table's squared
+        norms: one pass over the ``[N, d]`` table, not over the ``[B, n, d]`` looked-up rows."""
+        return table.weight.pow(2).sum(-1)[items]
+
+    def _distances(self, seq_output, target_rows, target_norms, user, long_rows, long_norms):
         """``y(u, i)`` ``[B, n]`` of n items per sequence from the intent ``m`` ``[B, d]``,
-        their short-term target rows ``[B, n, d]`` and :meth:`_long_term_rows`."""
-        y = (1 - self.omega) * (seq_output.unsqueeze(1) - target_rows).pow(2).sum(-1)
+        their short-term target rows ``[B, n, d]`` and squared norms ``[B, n]``, and
+        :meth:`_long_term_rows` with the ``V`` rows' squared norms."""
+        y = (1 - self.omega) * self._square_distances(seq_output, target_rows, target_norms)
         if self.omega > 0:
-            y = y + self.omega * (user.unsqueeze(1) - long_rows).pow(2).sum(-1)
+            y = y + self.omega * self._square_distances(user, long_rows, long_norms)
         return y
+
+    @staticmethod
+    def _square_distances(a, rows, row_norms):
+        """``||a_b - r_bk||^2`` ``[B, n]`` of ``a`` ``[B, d]`` to its rows ``rows`` ``[B, n, d]``
+        with squared norms ``row_norms`` ``[B, n]``, as ``||a||^2 - 2 a.r + ||r||^2`` (one
+        product over the rows instead of a difference, a square and a sum; the full ranking's
+        :meth:`_all_square_distances` expands the same way)."""
+        dots = torch.bmm(rows, a.unsqueeze(-1)).squeeze(-1)
+        return a.pow(2).sum(-1, keepdim=True) - 2 * dots + row_norms
 
     def _sample_negatives(self, positives):
         """``[B, T, neg_samples]`` items drawn uniformly from ``1..n_items-1`` minus the row's
@@ -306,17 +322,19 @@ class AttRec(SequentialRecommender):
         window_rows, target_rows = self._short_term_rows(window, targets)
         seq_output = self._intent(window_rows, valid)
         user, long_rows = self._long_term_rows(interaction, targets)
+        target_norms = self._square_norms(self.target_embedding, targets)
+        long_norms = self._square_norms(self.long_item_embedding, targets) if self.omega > 0 else None
         if self.loss_type == "ce":
             ranking = self._softmax_loss(seq_output, user, positives)
         else:
-            distance = self._distances(seq_output, target_rows, user, long_rows)
+            distance = self._distances(seq_output, target_rows, target_norms, user, long_rows, long_norms)
             pos_distance = distance[:, : self.T]
             neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
             ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
-        reg = window_rows.pow(2).sum() + target_rows.pow(2).sum()
+        reg = self._square_norms(self.item_embedding, window).sum() + target_norms.sum()
         if self.omega > 0:
-            reg = reg + user.pow(2).sum() + long_rows.pow(2).sum()
+            reg = reg + user.pow(2).sum() + long_norms.sum()
         reg = reg / batch_size + self.query_proj.weight.pow(2).sum()
         if self.key_proj is not self.query_proj:
             reg = reg + self.key_proj.weight.pow(2).sum()
@@ -327,7 +345,10 @@ class AttRec(SequentialRecommender):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID].unsqueeze(1)
         user, long_rows = self._long_term_rows(interaction, items)
-        return -self._distances(seq_output, self.target_embedding(items), user, long_rows).squeeze(1)
+        target_norms = self._square_norms(self.target_embedding, items)
+        long_norms = self._square_norms(self.long_item_embedding, items) if self.omega > 0 else None
+        distance = self._distances(seq_output, self.target_embedding(items), target_norms, user, long_rows, long_norms)
+        return -distance.squeeze(1)
 
     def full_sort_predict(self, interaction):
         self._clip_norms()
