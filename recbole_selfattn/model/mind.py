@@ -244,9 +244,12 @@ class MIND(SequentialRecommender):
         return F.normalize(vectors, dim=-1) if self.cosine_scores else vectors
 
     def score(self, users, items):
-        r"""Scores :math:`s(a, e)` of user-side vectors ``[..., d]`` against items ``[N, d]``: ``[..., N]``."""
-        items = self._score_vectors(items)
-        return self.score_scale * torch.matmul(self._score_vectors(users), items.transpose(0, 1))
+        r"""Scores :math:`s(a, e)` of user-side vectors ``[..., d]`` against items ``[N, d]``: ``[..., N]``.
+
+        :math:`\lambda` scales the user side, not the ``[..., N]`` product: two passes fewer
+        over the scores (forward and backward)."""
+        users = self.score_scale * self._score_vectors(users)
+        return torch.matmul(users, self._score_vectors(items).transpose(0, 1))
 
     def score_rows(self, users, items):
         r"""Scores :math:`s(a, e)` of user-side vectors ``[B, ..., d]`` against their row's item ``[B, d]``: ``[B, ...]``."""
