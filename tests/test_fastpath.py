@@ -12,6 +12,7 @@ from recbole.trainer import Trainer
 
 from recbole_selfattn.fastpath import allocator
 from recbole_selfattn.fastpath import dropout as fast_dropout
+from recbole_selfattn.fastpath.embedding import Embedding
 from recbole_selfattn.fastpath import sasrec
 from recbole_selfattn.fastpath import transformer
 from tests.test_acceleration import first_batch, prepare
@@ -165,6 +166,27 @@ def test_dropout_is_the_identity_when_off_and_seeded():
     first = fast_dropout.dropout(x, 0.5, training=True)
     torch.manual_seed(3)
     assert torch.equal(fast_dropout.dropout(x, 0.5, training=True), first)
+
+
+@pytest.mark.parametrize("padding_idx", [0, None])
+def test_embedding_lookup_and_gradient_equal_nn_embeddings(padding_idx):
+    """Repeated ids, padding and a 3-d id tensor: the same rows forward, the same summed
+    gradient rows backward (none for the padding row), the same state dict."""
+    torch.manual_seed(0)
+    reference = torch.nn.Embedding(12, 5, padding_idx=padding_idx)
+    fast = Embedding(12, 5, padding_idx=padding_idx)
+    fast.load_state_dict(reference.state_dict())
+    ids = torch.randint(0, 12, (4, 7, 3))
+    ids[0, 0] = 0  # the padding id, several times
+    ids[1] = 5  # one id many times
+    grad = torch.randn(4, 7, 3, 5)
+    out, expected = fast(ids), reference(ids)
+    assert torch.equal(out, expected)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad)
+    padding_row_grad = fast.weight.grad[0].abs().sum()
+    assert padding_row_grad == 0 if padding_idx == 0 else padding_row_grad > 0
 
 
 @pytest.mark.parametrize("mask", ["causal", "bidirectional", "read position"])

@@ -21,6 +21,7 @@ from torch import nn
 from recbole_selfattn.config import require
 from recbole_selfattn.data.dataset import next_items_field
 from recbole_selfattn.fastpath.dropout import Dropout
+from recbole_selfattn.fastpath.embedding import Embedding
 
 
 class AttRec(SequentialRecommender):
@@ -142,7 +143,7 @@ class AttRec(SequentialRecommender):
         self.NEXT_ITEMS = next_items_field(config)
 
         # define layers
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X
+        self.item_embedding = Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X
         self.query_proj = nn.Linear(self.embedding_size, self.embedding_size, bias=False)  # W_Q
         self.key_proj = self.query_proj if config["share_qk"] else (
             nn.Linear(self.embedding_size, self.embedding_size, bias=False)  # W_K
@@ -150,14 +151,14 @@ class AttRec(SequentialRecommender):
         self.dropout = Dropout(config["dropout_prob"])
         self.register_buffer("time_embedding", self._timing_signal(self.L, self.embedding_size))
         self.target_embedding = self.item_embedding if config["target_table"] == "shared" else (
-            nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X~
+            Embedding(self.n_items, self.embedding_size, padding_idx=0)  # X~
         )
         self.metric_tables = [self.item_embedding]
         if self.target_embedding is not self.item_embedding:
             self.metric_tables.append(self.target_embedding)
         if self.omega > 0:
-            self.user_embedding = nn.Embedding(dataset.num(self.USER_ID), self.embedding_size)  # U
-            self.long_item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)  # V
+            self.user_embedding = Embedding(dataset.num(self.USER_ID), self.embedding_size)  # U
+            self.long_item_embedding = Embedding(self.n_items, self.embedding_size, padding_idx=0)  # V
             self.metric_tables += [self.user_embedding, self.long_item_embedding]
 
         # parameters initialization

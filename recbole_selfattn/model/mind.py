@@ -88,6 +88,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
 from recbole_selfattn.config import is_int, is_number, require
+from recbole_selfattn.fastpath.embedding import Embedding
 from recbole_selfattn.model.routing import b2i_routing, initial_logits
 
 # Seed of the routing start at prediction with ``routing_init_eval: fixed``.
@@ -159,7 +160,7 @@ class MIND(SequentialRecommender):
         self.sampled_softmax = config["sampled_loss"] == "softmax"
 
         # define layers and loss
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.item_embedding = Embedding(self.n_items, self.embedding_size, padding_idx=0)
         self.S = nn.Parameter(torch.empty(self.embedding_size, self.embedding_size))
         self.interest_layer = (
             nn.Sequential(nn.Linear(self.embedding_size, self.embedding_size), nn.ReLU())
