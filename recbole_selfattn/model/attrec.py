@@ -249,8 +249,9 @@ class AttRec(SequentialRecommender):
         ``[B, n, d]`` (one lookup when the target table is ``X``)."""
         if self.target_embedding is not self.item_embedding:
             return self.item_embedding(window), self.target_embedding(targets)
-        # split, not slices: its backward joins the two gradients, slices would each fill a zero tensor of both
-        return self.item_embedding(torch.cat([window, targets], dim=1)).split([window.size(1), targets.size(1)], dim=1)
+        # split, not slices: its backward joins the two gradients, where slices would each fill a zero tensor
+        rows = self.item_embedding(torch.cat([window, targets], dim=1))
+        return rows.split([window.size(1), targets.size(1)], dim=1)
 
     @staticmethod
     def _square_norms(table, items):
