@@ -254,10 +254,10 @@ class AttRec(SequentialRecommender):
         return rows.split([window.size(1), targets.size(1)], dim=1)
 
     @staticmethod
-    def _square_norms(table, items):
-        """``||row||^2`` of the rows ``items`` of ``table``, gathered from the table's squared
-        norms: one pass over the ``[N, d]`` table, not over the ``[B, n, d]`` looked-up rows."""
-        return table.weight.pow(2).sum(-1)[items]
+    def _square_norms(table):
+        """``||row||^2`` of every row of ``table``, ``[N]``, which callers index with their
+        ids (one pass over the ``[N, d]`` table, not over the ``[B, n, d]`` looked-up rows)."""
+        return table.weight.pow(2).sum(-1)
 
     def _distances(self, seq_output, target_rows, target_norms, user, long_rows, long_norms):
         """``y(u, i)`` ``[B, n]`` of n items per sequence from the intent ``m`` ``[B, d]``,
@@ -324,8 +324,10 @@ class AttRec(SequentialRecommender):
         window_rows, target_rows = self._short_term_rows(window, targets)
         seq_output = self._intent(window_rows, valid)
         user, long_rows = self._long_term_rows(interaction, targets)
-        target_norms = self._square_norms(self.target_embedding, targets)
-        long_norms = self._square_norms(self.long_item_embedding, targets) if self.omega > 0 else None
+        item_norms = self._square_norms(self.item_embedding)
+        shared = self.target_embedding is self.item_embedding  # X's norms once
+        target_norms = (item_norms if shared else self._square_norms(self.target_embedding))[targets]
+        long_norms = self._square_norms(self.long_item_embedding)[targets] if self.omega > 0 else None
         if self.loss_type == "ce":
             ranking = self._softmax_loss(seq_output, user, positives)
         else:
@@ -334,7 +336,7 @@ class AttRec(SequentialRecommender):
             neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
             ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
 
-        reg = self._square_norms(self.item_embedding, window).sum() + target_norms.sum()
+        reg = item_norms[window].sum() + target_norms.sum()
         if self.omega > 0:
             reg = reg + user.pow(2).sum() + long_norms.sum()
         reg = reg / batch_size + self.query_proj.weight.pow(2).sum()
@@ -347,8 +349,8 @@ class AttRec(SequentialRecommender):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID].unsqueeze(1)
         user, long_rows = self._long_term_rows(interaction, items)
-        target_norms = self._square_norms(self.target_embedding, items)
-        long_norms = self._square_norms(self.long_item_embedding, items) if self.omega > 0 else None
+        target_norms = self._square_norms(self.target_embedding)[items]
+        long_norms = self._square_norms(self.long_item_embedding)[items] if self.omega > 0 else None
         distance = self._distances(seq_output, self.target_embedding(items), target_norms, user, long_rows, long_norms)
         return -distance.squeeze(1)
 
