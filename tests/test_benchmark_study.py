@@ -56,3 +56,32 @@ def test_variants_need_one_model_and_key_value_overrides():
     assert code == 2 and "--variants studies one model" in err
     code, _, err = run_main(["--models=GRU4Rec", "--variants=hidden_size"])
     assert code == 2 and "KEY=VALUE" in err
+
+
+def test_a_study_grows_by_new_variants_but_never_loses_one_and_other_models_configs_do_not_block_it(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_protocol(tmp_path, epochs=1)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "GRU4Rec.yaml").write_text("hidden_size: 16\n")
+    (tmp_path / "models" / "Caser.yaml").write_text("nv: 2\n")
+    argv = ["--models=GRU4Rec", "--dataset=tiny", "--seeds=2020,", "--config_files=tiny.yaml",
+            "--model_configs=models", "--output=out"]
+    code, out, err = run_main([*argv, "--variants=hidden_size=8"])
+    assert code == 0, err
+    assert out.count(" done in ") == 2
+
+    (tmp_path / "models" / "Caser.yaml").write_text("nv: 4\n")  # a model this study does not run
+    code, out, err = run_main([*argv, "--variants=hidden_size=8;num_layers=2"])
+    assert code == 0, err
+    assert out.count("skipped (done)") == 2 and out.count(" done in ") == 1  # only the new row ran
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert [row[0] for row in markdown_table(md.split("Test metrics")[0])[1:]] == [
+        "GRU4Rec", "GRU4Rec[hidden_size=8]", "GRU4Rec[num_layers=2]"]
+    assert "--variants=hidden_size=8;num_layers=2" in md  # the header's command re-runs every row
+
+    code, out, err = run_main([*argv, "--variants=num_layers=2"])
+    assert code == 2 and "hidden_size=8" in err and "repeat the earlier ones" in err and out == ""
+    (tmp_path / "models" / "GRU4Rec.yaml").write_text("hidden_size: 32\n")  # the studied model's own file
+    code, out, err = run_main([*argv, "--variants=hidden_size=8;num_layers=2"])
+    assert code == 2 and "model_configs differ" in err and out == ""

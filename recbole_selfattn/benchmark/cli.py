@@ -49,7 +49,8 @@ options:
                         default row, e.g. --models=AttRec --variants="omega=0;T=1,L=10"
                         gives rows AttRec, AttRec[omega=0], AttRec[T=1,L=10]; the
                         table shows validation metrics for every row and test
-                        metrics for the row chosen on validation only
+                        metrics for the row chosen on validation only; a study
+                        grows when re-run with the earlier variants and new ones
   --KEY=VALUE           any RecBole/model config override, applied to every run
                         (e.g. --epochs=20 --gpu_id=0); --seed is set per run
   --report-only         only regenerate the tables and plots from DIR's run files

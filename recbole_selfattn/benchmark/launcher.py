@@ -5,8 +5,10 @@
 Runs whose record says ``ok`` are skipped; a run whose worker is alive
 (another launcher on the same folder) is left to it; every other run is
 (re)started, and continues from its epoch-end checkpoint when it has one.
-A folder belongs to one dataset, set of config files and overrides: reusing it
-with other settings is refused, so a table never mixes protocols.
+A folder belongs to one dataset, set of config files and overrides (and the
+own config file of each model it ran): reusing it with other settings is
+refused, so a table never mixes protocols. A study grows by new variants; one
+that leaves out an earlier variant is refused.
 """
 
 import hashlib
@@ -112,16 +114,25 @@ def check_models_and_dataset(args):
     return unknown
 
 
-def _protocol(settings):
-    """What must not change within a folder: config files count by content, not
-    by path (a folder may move, or be run from elsewhere, between slices)."""
+def _protocol(settings, models):
+    """What must not change within a folder for the runs of ``models`` (their
+    base names): config files count by content, not by path (a folder may
+    move, or be run from elsewhere, between slices), and a model's own config
+    file only where that model has runs here."""
+    configs = settings.get("model_configs", {})
     return {
         "dataset": settings.get("dataset"),
         "config_files": [f.get("sha256") for f in settings.get("config_files", [])],
         "overrides": settings.get("overrides"),
-        "model_configs": {m: f.get("sha256") for m, f in settings.get("model_configs", {}).items()},
-        "variants": settings.get("variants", {}),
+        "model_configs": {m: configs[m].get("sha256") for m in sorted(models) if m in configs},
     }
+
+
+def _dropped_variants(old, settings):
+    """The rows of an earlier study that ``settings`` leaves out or changes: a
+    study may grow by new variants, never lose or alter one it ran."""
+    now_ = settings["variants"]
+    return [label for label, overrides in old.get("variants", {}).items() if now_.get(label) != overrides]
 
 
 def write_manifest(args, argv):
@@ -143,13 +154,21 @@ def write_manifest(args, argv):
     if path.is_file() and old is None:
         print(f"{path} was unreadable (truncated or corrupt): rewriting it; runs whose file says ok are kept.")
     if old is not None:
-        there, now_ = _protocol(old), _protocol(settings)
+        studied = {m.partition("[")[0] for m in old.get("models", [])}
+        there, now_ = _protocol(old, studied), _protocol(settings, studied)
         changed = [k for k in now_ if there.get(k) != now_[k]]
         if changed:
             raise UsageError(
                 f"{args.output} holds runs made with other settings ({', '.join(changed)} differ: "
                 f"{ {k: there.get(k) for k in changed} } there, { {k: now_[k] for k in changed} } now). "
                 "Use another --output, or delete that folder to start over."
+            )
+        dropped = _dropped_variants(old, settings)
+        if dropped:
+            raise UsageError(
+                f"{args.output} holds a study whose --variants included {'; '.join(dropped)}, which this "
+                "command leaves out. A study grows by adding variants: repeat the earlier ones in --variants "
+                "and add the new ones after them, or use another --output."
             )
     argv = [records.portable_text(a) for a in argv]
     manifest = {
