@@ -22,7 +22,8 @@ without options, "vs RecBole's SASRec" against SASRec under ``recbole``
 (``--fast_path=False``: RecBole's own code and glibc's default allocation,
 where the default runs RecBole's Transformer models on the fast path of
 ``recbole_selfattn/fastpath`` and every model with freed memory kept in the
-process, ``recbole_selfattn/fastpath/allocator.py``).
+process, ``recbole_selfattn/fastpath/allocator.py``, and a fused Adam,
+``recbole_selfattn/fastpath/optimizer.py``).
 ``--valid_epochs=N`` then trains each of ``--valid_models``
 for N epochs per option (``recbole_selfattn.quick_start.run``, same seed) and
 reports its best validation metric: the options' effect on quality, from a
@@ -64,6 +65,7 @@ from recbole_selfattn.benchmark import cpu_name
 from recbole_selfattn.config import Config
 from recbole_selfattn.data import create_dataset, data_preparation
 from recbole_selfattn.fastpath import allocator
+from recbole_selfattn.fastpath import optimizer as fused_optimizer
 from recbole_selfattn.utils import get_model
 from speed_flops import step_flops  # noqa: E402
 
@@ -167,8 +169,11 @@ class Runner:
         if config["compile"]:
             acceleration.compile_trainer_calls(self.model)
         self.valid_score = None
-        learner = OPTIMIZERS.get(config["learner"].lower(), torch.optim.Adam)
-        self.optimizer = learner(self.model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"] or 0)
+        learner, lr, decay = config["learner"], config["learning_rate"], config["weight_decay"] or 0
+        if self.model.fast_path and learner.lower() in fused_optimizer.FUSED:  # as the trainer builds it
+            self.optimizer = fused_optimizer.build(self.model.parameters(), learner, lr, decay)
+        else:
+            self.optimizer = OPTIMIZERS.get(learner.lower(), torch.optim.Adam)(self.model.parameters(), lr=lr, weight_decay=decay)
         self.batches_per_epoch = len(train_data)
         self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.seconds, self.flops, self.timed = 0.0, 0, 0
@@ -258,8 +263,8 @@ def table(args, argv, runners, rates, loads):
         f"- setting: train_batch_size {config['train_batch_size']}, embedding_size {config['embedding_size']}, "
         f"MAX_ITEM_LIST_LENGTH {config['MAX_ITEM_LIST_LENGTH']}, {config['device']}",
         "- options: none (the defaults: RecBole's Transformer models on the fast path of "
-        "`recbole_selfattn/fastpath/`, every model with freed memory kept in the process); recbole = "
-        "`--fast_path=False` (RecBole's own code, glibc's default allocation); bf16 = "
+        "`recbole_selfattn/fastpath/`, every model with freed memory kept in the process and a fused Adam); "
+        "recbole = `--fast_path=False` (RecBole's own code and Adam, glibc's default allocation); bf16 = "
         "`--mixed_precision=bf16`; compile = `--compile=True` (`recbole_selfattn/acceleration.py`); faster than "
         "SASRec: against SASRec under the same options; vs RecBole's SASRec: against SASRec under `recbole`; "
         "vs none: against the same model without options",

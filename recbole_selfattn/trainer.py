@@ -34,7 +34,9 @@ adds:
   file; when the file exists as training starts, training continues from it
   and ends exactly as the uninterrupted run would have.
 * the speed options ``mixed_precision`` and ``compile``
-  (:mod:`recbole_selfattn.acceleration`), off by default.
+  (:mod:`recbole_selfattn.acceleration`), off by default;
+* on the fast path (``fast_path``, on by default), Adam and AdamW fused into
+  one pass per parameter (:mod:`recbole_selfattn.fastpath.optimizer`).
 """
 
 import itertools
@@ -52,6 +54,7 @@ from recbole_selfattn import acceleration, checkpoint
 from recbole_selfattn.checkpoint import CheckpointError
 from recbole_selfattn.compat import unique_local_time
 from recbole_selfattn.errors import NonFiniteLossError
+from recbole_selfattn.fastpath import optimizer as fused_optimizer
 
 
 def token_vocabulary(dataset):
@@ -82,6 +85,15 @@ class SequentialTrainer(Trainer):
         self._validating = False  # per-user metrics are kept outside validation only
         self._evaluates = False
         self._clock = time.perf_counter()  # restarted by fit, minus the resumed elapsed time
+
+    def _build_optimizer(self, **kwargs):
+        learner = kwargs.get("learner", self.learner)
+        if self.config["fast_path"] is False or learner.lower() not in fused_optimizer.FUSED:
+            return super()._build_optimizer(**kwargs)
+        return fused_optimizer.build(
+            kwargs.get("params", self.model.parameters()), learner,
+            kwargs.get("learning_rate", self.learning_rate), kwargs.get("weight_decay", self.weight_decay),
+        )
 
     def _unique_model_file(self):
         """``<Model>-<time>-<pid>.<n>-<random>.pth``; in a distributed run

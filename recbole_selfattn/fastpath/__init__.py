@@ -8,9 +8,10 @@ outputs and gradients equal RecBole's within float32 rounding and
 checkpoints are interchangeable. Building a sequential model on the fast path
 also keeps freed memory in the process (:mod:`recbole_selfattn.fastpath.allocator`:
 large tensors are not paged in anew at every allocation), for RecBole's
-models and the plugin's alike. A model built from a config with
-``fast_path: False`` (``--fast_path=False``) runs RecBole's code and glibc's
-default allocation unchanged.
+models and the plugin's alike. The plugin's trainer fuses Adam and AdamW on the fast path
+(:mod:`recbole_selfattn.fastpath.optimizer`). A model built from a config with
+``fast_path: False`` (``--fast_path=False``) runs RecBole's code, optimiser
+and glibc's default allocation unchanged.
 The patches are installed when RecBole's model modules are first imported,
 so importing the plugin still imports no model code.
 """
