@@ -189,6 +189,46 @@ def test_embedding_lookup_and_gradient_equal_nn_embeddings(padding_idx):
     assert padding_row_grad == 0 if padding_idx == 0 else padding_row_grad > 0
 
 
+@pytest.mark.parametrize("padding_idx", [0, None])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_embedding_dots_equal_the_looked_up_rows_times_the_vectors(padding_idx, dtype):
+    """``dots``: the products, the table's gradient (none for the padding row) and the
+    vectors' gradient of ``(nn.Embedding(ids) * vectors[:, None]).sum(-1)``, repeated and
+    padding ids included; under bf16 autocast, with bf16 vectors, within bf16 rounding."""
+    torch.manual_seed(0)
+    reference = torch.nn.Embedding(12, 6, padding_idx=padding_idx)
+    fast = Embedding(12, 6, padding_idx=padding_idx)
+    fast.load_state_dict(reference.state_dict())
+    with torch.no_grad():
+        fast.weight[0] = reference.weight[0] = torch.randn(6)  # a non-zero padding row still scores
+    ids = torch.randint(0, 12, (4, 9))
+    ids[0, :3] = 0
+    ids[1] = 5
+    vectors = torch.randn(4, 6, dtype=dtype)
+    ours_v, theirs_v = vectors.clone().requires_grad_(), vectors.float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        out = fast.dots(ids, ours_v)
+    expected = (reference(ids) * theirs_v.unsqueeze(1)).sum(-1)
+    tolerance = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(out.float(), expected, **tolerance)
+    grad = torch.randn(4, 9)
+    out.backward(grad.to(out.dtype))
+    expected.backward(grad)
+    assert ours_v.grad.dtype == dtype
+    torch.testing.assert_close(ours_v.grad.float(), theirs_v.grad, **tolerance)
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, **tolerance)
+    padding_row_grad = fast.weight.grad[0].abs().sum()
+    assert padding_row_grad == 0 if padding_idx == 0 else padding_row_grad > 0
+
+
+def test_embedding_dots_of_vectors_without_gradient_give_the_table_its_gradient_only():
+    fast = Embedding(7, 3)
+    vectors = torch.randn(2, 3)
+    fast.dots(torch.tensor([[1, 2], [2, 6]]), vectors).sum().backward()
+    torch.testing.assert_close(fast.weight.grad[2], vectors.sum(0))
+    torch.testing.assert_close(fast.weight.grad[[0, 3, 4, 5]], torch.zeros(4, 3))
+
+
 @pytest.mark.parametrize("mask", ["causal", "bidirectional", "read position"])
 def test_training_attention_path_computes_recboles_attention(mask, monkeypatch):
     """The per-head attention of training (taken when attention dropout is on)

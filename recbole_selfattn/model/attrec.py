@@ -237,21 +237,9 @@ class AttRec(SequentialRecommender):
         window, valid = self._window(item_seq, item_seq_len)
         return self._intent(self.item_embedding(window), valid)
 
-    def _long_term_rows(self, interaction, items):
-        """``U_u`` ``[B, d]`` and the ``V_i`` rows ``[B, n, d]`` of ``items`` ``[B, n]``
-        (``None, None`` when ``omega = 0``: no long-term tables)."""
-        if self.omega == 0:
-            return None, None
-        return self.user_embedding(interaction[self.USER_ID]), self.long_item_embedding(items)
-
-    def _short_term_rows(self, window, targets):
-        """The ``X`` rows of ``window`` ``[B, L, d]`` and the target-table rows of ``targets``
-        ``[B, n, d]`` (one lookup when the target table is ``X``)."""
-        if self.target_embedding is not self.item_embedding:
-            return self.item_embedding(window), self.target_embedding(targets)
-        # split, not slices: its backward joins the two gradients, where slices would each fill a zero tensor
-        rows = self.item_embedding(torch.cat([window, targets], dim=1))
-        return rows.split([window.size(1), targets.size(1)], dim=1)
+    def _user(self, interaction):
+        """``U_u`` ``[B, d]`` (``None`` when ``omega = 0``: no long-term tables)."""
+        return self.user_embedding(interaction[self.USER_ID]) if self.omega > 0 else None
 
     @staticmethod
     def _square_norms(table):
@@ -259,23 +247,22 @@ class AttRec(SequentialRecommender):
         ids (one pass over the ``[N, d]`` table, not over the ``[B, n, d]`` looked-up rows)."""
         return table.weight.pow(2).sum(-1)
 
-    def _distances(self, seq_output, target_rows, target_norms, user, long_rows, long_norms):
-        """``y(u, i)`` ``[B, n]`` of n items per sequence from the intent ``m`` ``[B, d]``,
-        their short-term target rows ``[B, n, d]`` and squared norms ``[B, n]``, and
-        :meth:`_long_term_rows` with the ``V`` rows' squared norms."""
-        y = (1 - self.omega) * self._square_distances(seq_output, target_rows, target_norms)
+    def _distances(self, seq_output, items, target_norms, user, long_norms):
+        """``y(u, i)`` ``[B, n]`` of ``items`` ``[B, n]`` from the intent ``m`` ``[B, d]``, the
+        items' squared norms ``[B, n]`` in the target table, ``U_u`` (:meth:`_user`) and the
+        squared norms in ``V``."""
+        y = (1 - self.omega) * self._square_distances(seq_output, self.target_embedding, items, target_norms)
         if self.omega > 0:
-            y = y + self.omega * self._square_distances(user, long_rows, long_norms)
+            y = y + self.omega * self._square_distances(user, self.long_item_embedding, items, long_norms)
         return y
 
     @staticmethod
-    def _square_distances(a, rows, row_norms):
-        """``||a_b - r_bk||^2`` ``[B, n]`` of ``a`` ``[B, d]`` to its rows ``rows`` ``[B, n, d]``
-        with squared norms ``row_norms`` ``[B, n]``, as ``||a||^2 - 2 a.r + ||r||^2`` (one
-        product over the rows instead of a difference, a square and a sum; the full ranking's
-        :meth:`_all_square_distances` expands the same way)."""
-        dots = torch.bmm(rows, a.unsqueeze(-1)).squeeze(-1)
-        return a.pow(2).sum(-1, keepdim=True) - 2 * dots + row_norms
+    def _square_distances(a, table, ids, row_norms):
+        """``||a_b - r_bk||^2`` ``[B, n]`` of ``a`` ``[B, d]`` to the rows ``r`` of ``ids`` ``[B, n]``
+        in ``table``, whose squared norms are ``row_norms`` ``[B, n]``: ``||a||^2 - 2 a.r + ||r||^2``
+        (the products by ``Embedding.dots``, without a ``[B, n, d]`` difference; the full
+        ranking's :meth:`_all_square_distances` expands the same way)."""
+        return a.pow(2).sum(-1, keepdim=True) - 2 * table.dots(ids, a) + row_norms
 
     def _sample_negatives(self, positives):
         """``[B, T, neg_samples]`` items drawn uniformly from ``1..n_items-1`` minus the row's
@@ -315,15 +302,13 @@ class AttRec(SequentialRecommender):
         batch_size = item_seq.size(0)
         positives = interaction[self.NEXT_ITEMS]  # [B, T], 0 where the sequence ended
         window, valid = self._window(item_seq, interaction[self.ITEM_SEQ_LEN])
-        # the targets and the (sampled) negatives, looked up once per table, also for
-        # the regulariser
+        # the targets and the (sampled) negatives, scored and regularised together
         targets = positives
         if self.loss_type != "ce":
             negatives = self._sample_negatives(positives)  # [B, T, n]
             targets = torch.cat([positives, negatives.flatten(1)], dim=1)
-        window_rows, target_rows = self._short_term_rows(window, targets)
-        seq_output = self._intent(window_rows, valid)
-        user, long_rows = self._long_term_rows(interaction, targets)
+        seq_output = self._intent(self.item_embedding(window), valid)
+        user = self._user(interaction)
         item_norms = self._square_norms(self.item_embedding)
         shared = self.target_embedding is self.item_embedding  # X's norms once
         target_norms = (item_norms if shared else self._square_norms(self.target_embedding))[targets]
@@ -331,7 +316,7 @@ class AttRec(SequentialRecommender):
         if self.loss_type == "ce":
             ranking = self._softmax_loss(seq_output, user, positives)
         else:
-            distance = self._distances(seq_output, target_rows, target_norms, user, long_rows, long_norms)
+            distance = self._distances(seq_output, targets, target_norms, user, long_norms)
             pos_distance = distance[:, : self.T]
             neg_distance = distance[:, self.T :].view(batch_size, self.T, self.neg_samples)
             ranking = self._ranking_loss(pos_distance, neg_distance, positives > 0)
@@ -348,17 +333,15 @@ class AttRec(SequentialRecommender):
         self._clip_norms()
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID].unsqueeze(1)
-        user, long_rows = self._long_term_rows(interaction, items)
         target_norms = self._square_norms(self.target_embedding)[items]
         long_norms = self._square_norms(self.long_item_embedding)[items] if self.omega > 0 else None
-        distance = self._distances(seq_output, self.target_embedding(items), target_norms, user, long_rows, long_norms)
+        distance = self._distances(seq_output, items, target_norms, self._user(interaction), long_norms)
         return -distance.squeeze(1)
 
     def full_sort_predict(self, interaction):
         self._clip_norms()
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        user = self.user_embedding(interaction[self.USER_ID]) if self.omega > 0 else None
-        return -self._all_distances(seq_output, user)
+        return -self._all_distances(seq_output, self._user(interaction))
 
     def _all_distances(self, seq_output, user):
         """``y(u, i)`` ``[B, n_items]`` to every item, from the intent ``[B, d]`` and ``U_u``
