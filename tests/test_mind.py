@@ -533,7 +533,8 @@ def plain_forward(model, item_seq, item_seq_len):
     ones masked (the model first cuts the padding after the batch's longest history)."""
     valid = torch.arange(item_seq.size(1)).unsqueeze(0) < item_seq_len.unsqueeze(1)
     interest_mask = model.interest_mask(item_seq_len)
-    interests, _ = model.b2i_routing(model.item_embedding(item_seq), valid, interest_mask)
+    low_capsules = model.item_embedding(item_seq) @ model.S.t()  # the looked-up rows mapped
+    interests, _ = model.b2i_routing(low_capsules, valid, interest_mask)
     return model.interest_layer(interests), interest_mask
 
 

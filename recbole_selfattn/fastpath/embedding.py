@@ -75,6 +75,12 @@ class _RowDots(torch.autograd.Function):
         return grad_weight, None, grad_vectors, None
 
 
+def lookup(weight, ids, padding_idx=None):
+    """``F.embedding(ids, weight, padding_idx)`` with the backward of :class:`_Lookup`, for a
+    table computed in the forward pass (MIND's mapped item table)."""
+    return _Lookup.apply(weight, ids, padding_idx)
+
+
 class Embedding(nn.Embedding):
     """``nn.Embedding`` (same arguments and state) with the backward of :class:`_Lookup`;
     ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` fall back to ``nn.Embedding``."""
@@ -82,7 +88,7 @@ class Embedding(nn.Embedding):
     def forward(self, ids):
         if self._plain():
             return super().forward(ids)
-        return _Lookup.apply(self.weight, ids, self.padding_idx)
+        return lookup(self.weight, ids, self.padding_idx)
 
     def dots(self, ids, vectors):
         """``[B, n]`` dot products of the rows of ``ids`` ``[B, n]`` with ``vectors`` ``[B, d]``,

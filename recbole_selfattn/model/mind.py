@@ -88,7 +88,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 
 from recbole_selfattn.config import is_int, is_number, require
-from recbole_selfattn.fastpath.embedding import Embedding
+from recbole_selfattn.fastpath.embedding import Embedding, lookup
 from recbole_selfattn.model.routing import b2i_routing, initial_logits
 
 # Seed of the routing start at prediction with ``routing_init_eval: fixed``.
@@ -199,11 +199,22 @@ class MIND(SequentialRecommender):
         logits = initial_logits(batch_size, positions, self.interest_num, self.routing_sigma, device, seed)
         return logits[:, :seq_len]
 
-    def b2i_routing(self, item_emb, item_mask, interest_mask):
+    def behaviour_capsules(self, item_seq):
+        r"""The mapped behaviour capsules ``S c_i = S e_i`` ``[B, L, d]`` of the items ``[B, L]``.
+
+        ``S`` is linear, so it maps the fewer rows: the looked-up ones, or the item table
+        before the lookup where it is smaller (on the ml-1m benchmark 3,124 table rows
+        against 204,800 looked-up rows per batch; on Tmall's batches of 100, the rows)."""
+        if self.n_items < item_seq.numel():
+            return lookup(self.item_embedding.weight @ self.S.t(), item_seq, self.item_embedding.padding_idx)
+        return self.item_embedding(item_seq) @ self.S.t()
+
+    def b2i_routing(self, low_capsules, item_mask, interest_mask):
         r"""B2I dynamic routing (Algorithm 1) of the behaviour capsules ``c_i = e_i``.
 
         Args:
-            item_emb (torch.Tensor): behaviour capsules, ``[B, L, d]``.
+            low_capsules (torch.Tensor): the mapped behaviour capsules ``S c_i``, ``[B, L, d]``
+                (:meth:`behaviour_capsules`).
             item_mask (torch.BoolTensor): real (non-padded) items, ``[B, L]``.
             interest_mask (torch.BoolTensor): valid interests, ``[B, K]``.
 
@@ -211,8 +222,7 @@ class MIND(SequentialRecommender):
             tuple: interest capsules ``u_j`` ``[B, K, d]`` and the last iteration's routing
             weights ``w_ij`` ``[B, L, K]`` (:func:`~recbole_selfattn.model.routing.b2i_routing`).
         """
-        low_capsules = torch.matmul(item_emb, self.S.t())  # [B, L, d], row i is S c_i
-        logits = self._initial_logits(item_emb.size(0), item_emb.size(1), item_emb.device)
+        logits = self._initial_logits(low_capsules.size(0), low_capsules.size(1), low_capsules.device)
         return b2i_routing(
             low_capsules, logits, item_mask, interest_mask, self.routing_iters,
             over_items=self.softmax_over_items, update_scale=self.routing_update_scale,
@@ -233,11 +243,10 @@ class MIND(SequentialRecommender):
         and are cut off before routing: that changes no output (padded items are masked
         and the routing logits of the real ones are the same draws) but the cost."""
         item_seq = item_seq[:, : int(item_seq_len.max())]
-        item_emb = self.item_embedding(item_seq)
         positions = torch.arange(item_seq.size(1), device=item_seq.device)
         item_mask = positions.unsqueeze(0) < item_seq_len.unsqueeze(1)  # [B, L]
         interest_mask = self.interest_mask(item_seq_len)
-        interests, weights = self.b2i_routing(item_emb, item_mask, interest_mask)
+        interests, weights = self.b2i_routing(self.behaviour_capsules(item_seq), item_mask, interest_mask)
         return self.interest_layer(interests), interest_mask, weights
 
     def _score_vectors(self, vectors):
