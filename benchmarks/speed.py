@@ -170,7 +170,7 @@ class Runner:
             acceleration.compile_trainer_calls(self.model)
         self.valid_score = None
         learner, lr, decay = config["learner"], config["learning_rate"], config["weight_decay"] or 0
-        if self.model.fast_path and learner.lower() in fused_optimizer.FUSED:  # as the trainer builds it
+        if fused_optimizer.applies(self.model.fast_path, learner):  # as the trainer builds it
             self.optimizer = fused_optimizer.build(self.model.parameters(), learner, lr, decay)
         else:
             self.optimizer = OPTIMIZERS.get(learner.lower(), torch.optim.Adam)(self.model.parameters(), lr=lr, weight_decay=decay)

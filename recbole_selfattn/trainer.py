@@ -88,7 +88,7 @@ class SequentialTrainer(Trainer):
 
     def _build_optimizer(self, **kwargs):
         learner = kwargs.get("learner", self.learner)
-        if self.config["fast_path"] is False or learner.lower() not in fused_optimizer.FUSED:
+        if not fused_optimizer.applies(self.config["fast_path"], learner):
             return super()._build_optimizer(**kwargs)
         return fused_optimizer.build(
             kwargs.get("params", self.model.parameters()), learner,

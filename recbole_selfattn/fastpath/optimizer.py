@@ -12,6 +12,11 @@ import torch
 FUSED = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
+def applies(fast_path, learner):
+    """Whether a run with ``fast_path`` (the config value) and ``learner`` gets the fused optimiser."""
+    return fast_path is not False and learner.lower() in FUSED
+
+
 def build(params, learner, learning_rate, weight_decay):
     """The fused ``learner`` (``'adam'`` or ``'adamw'``, any case) over ``params``."""
     return FUSED[learner.lower()](params, lr=learning_rate, weight_decay=weight_decay or 0, fused=True)
